@@ -1,0 +1,162 @@
+//! Loading a component: reading, classifying and compiling the binary.
+//!
+//! Users hand Reprise arbitrary files. Each way a file can be wrong gets its
+//! own [`LoadError`] so the CLI can print one precise line instead of a
+//! compiler backtrace.
+
+use std::path::{Path, PathBuf};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// Where component bytes come from, kept for messages.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// A file named on the command line.
+    File(PathBuf),
+    /// Bytes compiled into the binary (the bundled example).
+    Embedded(&'static str),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::File(path) => write!(f, "{}", path.display()),
+            Source::Embedded(name) => write!(f, "<bundled {name}>"),
+        }
+    }
+}
+
+/// Why a file could not be loaded as a component.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0} is not a WebAssembly binary (it does not start with the `\\0asm` magic bytes)")]
+    NotWasm(String),
+    #[error(
+        "{0} is a core WebAssembly module, not a component; \
+         wrap it with `wasm-tools component new` or build for wasm32-wasip2"
+    )]
+    CoreModule(String),
+    #[error("{0} is truncated: too short to be a WebAssembly binary")]
+    Truncated(String),
+    #[error("{source_name} is not a valid component: {message}")]
+    Invalid {
+        source_name: String,
+        message: String,
+    },
+}
+
+/// The kind of binary, read from the 8-byte preamble.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BinaryKind {
+    Component,
+    CoreModule,
+}
+
+/// Classifies a binary by its preamble without parsing the rest.
+///
+/// The preamble is `\0asm`, a 16-bit version and a 16-bit layer; layer 1 is
+/// the component model, layer 0 a core module.
+pub fn classify(bytes: &[u8], name: &str) -> Result<BinaryKind, LoadError> {
+    if bytes.len() < 4 || &bytes[..4] != b"\0asm" {
+        return Err(LoadError::NotWasm(name.to_string()));
+    }
+    if bytes.len() < 8 {
+        return Err(LoadError::Truncated(name.to_string()));
+    }
+    match u16::from_le_bytes([bytes[6], bytes[7]]) {
+        0 => Ok(BinaryKind::CoreModule),
+        _ => Ok(BinaryKind::Component),
+    }
+}
+
+/// Reads the bytes of `source`.
+pub fn read(source: &Source, embedded: &'static [u8]) -> Result<Vec<u8>, LoadError> {
+    match source {
+        Source::File(path) => read_file(path),
+        Source::Embedded(_) => Ok(embedded.to_vec()),
+    }
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, LoadError> {
+    std::fs::read(path).map_err(|source| LoadError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Compiles `bytes` after checking they are a component.
+pub fn compile(engine: &Engine, bytes: &[u8], source: &Source) -> Result<Component, LoadError> {
+    let name = source.to_string();
+    if classify(bytes, &name)? == BinaryKind::CoreModule {
+        return Err(LoadError::CoreModule(name));
+    }
+    Component::new(engine, bytes).map_err(|e| LoadError::Invalid {
+        source_name: name,
+        message: one_line(&anyhow::Error::from(e)),
+    })
+}
+
+/// Joins an error chain into one line, the form the CLI prints.
+pub fn one_line(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for (i, cause) in error.chain().enumerate() {
+        if i > 0 {
+            out.push_str(": ");
+        }
+        out.push_str(&cause.to_string().replace('\n', " "));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_file_is_not_wasm() {
+        assert!(matches!(
+            classify(b"hello world", "x"),
+            Err(LoadError::NotWasm(_))
+        ));
+    }
+
+    #[test]
+    fn empty_file_is_not_wasm() {
+        assert!(matches!(classify(b"", "x"), Err(LoadError::NotWasm(_))));
+    }
+
+    #[test]
+    fn magic_without_version_is_truncated() {
+        assert!(matches!(
+            classify(b"\0asm\x01", "x"),
+            Err(LoadError::Truncated(_))
+        ));
+    }
+
+    #[test]
+    fn layer_zero_is_a_core_module() {
+        assert_eq!(
+            classify(b"\0asm\x01\0\0\0", "x").unwrap(),
+            BinaryKind::CoreModule
+        );
+    }
+
+    #[test]
+    fn layer_one_is_a_component() {
+        assert_eq!(
+            classify(b"\0asm\x0d\0\x01\0", "x").unwrap(),
+            BinaryKind::Component
+        );
+    }
+
+    #[test]
+    fn error_chain_becomes_one_line() {
+        let e = anyhow::anyhow!("inner\ndetail").context("outer");
+        assert_eq!(one_line(&e), "outer: inner detail");
+    }
+}

@@ -1,0 +1,182 @@
+//! The HTTP front end: `wasi:http` proxy components behind a hyper server.
+
+mod dispatch;
+mod server;
+
+pub use dispatch::classify_failure;
+pub use server::{ServeOptions, serve};
+
+use crate::instance::InstanceState;
+use crate::manager::InstanceManager;
+use crate::metrics::Retirement;
+use bytes::Bytes;
+use dispatch::{CallTicket, Dispatch};
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+use wasmtime::component::types::ComponentItem;
+use wasmtime_wasi_http::WasiBody;
+use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
+
+/// The response header naming the instance that served a request.
+pub const INSTANCE_HEADER: &str = "x-reprise-instance";
+
+/// Which `wasi:http` world generation a component exports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpFlavor {
+    /// `wasi:http/incoming-handler@0.2.x`: one call at a time per instance.
+    P2,
+    /// `wasi:http/handler@0.3.x`: concurrent calls per instance.
+    P3,
+}
+
+impl std::fmt::Display for HttpFlavor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HttpFlavor::P2 => "wasi:http/incoming-handler@0.2 (p2)",
+            HttpFlavor::P3 => "wasi:http/handler@0.3 (p3)",
+        })
+    }
+}
+
+/// Finds the component's HTTP handler export, preferring p3 when a
+/// component exports both.
+pub fn proxy_pre(
+    manager: &InstanceManager,
+) -> anyhow::Result<(ProxyPre<InstanceState>, HttpFlavor)> {
+    let pre = manager.instance_pre().clone();
+    if let Ok(p3) = wasmtime_wasi_http::p3::bindings::ServicePre::new(pre.clone()) {
+        return Ok((ProxyPre::P3(p3), HttpFlavor::P3));
+    }
+    match wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre) {
+        Ok(p2) => Ok((ProxyPre::P2(p2), HttpFlavor::P2)),
+        Err(_) => {
+            let engine = &manager.engine().engine;
+            let exports: Vec<String> = manager
+                .component()
+                .component_type()
+                .exports(engine)
+                .map(|(name, item)| match item.ty {
+                    ComponentItem::ComponentFunc(_) => format!("{name} (function)"),
+                    _ => name.to_string(),
+                })
+                .collect();
+            let found = if exports.is_empty() {
+                "it exports nothing".to_string()
+            } else {
+                format!("its exports are: {}", exports.join(", "))
+            };
+            anyhow::bail!(
+                "component does not export a wasi:http handler \
+                 (wasi:http/incoming-handler@0.2.x or wasi:http/handler@0.3.x); {found}"
+            )
+        }
+    }
+}
+
+/// Turns HTTP requests into export calls on managed instances.
+pub struct HttpFrontEnd {
+    handler: ProxyHandler<Dispatch>,
+    flavor: HttpFlavor,
+    expose_instance_id: bool,
+}
+
+impl HttpFrontEnd {
+    pub fn new(manager: Arc<InstanceManager>, expose_instance_id: bool) -> anyhow::Result<Self> {
+        let (pre, flavor) = proxy_pre(&manager)?;
+        Ok(Self {
+            handler: ProxyHandler::new(Dispatch::new(manager, pre)),
+            flavor,
+            expose_instance_id,
+        })
+    }
+
+    pub fn flavor(&self) -> HttpFlavor {
+        self.flavor
+    }
+
+    pub fn manager(&self) -> &Arc<InstanceManager> {
+        self.handler.state().manager()
+    }
+
+    /// Serves one request. Never fails: guest failures become 5xx responses
+    /// and the instance that failed is retired.
+    pub async fn handle(&self, request: http::Request<WasiBody>) -> Response<WasiBody> {
+        let ticket = Arc::new(CallTicket::default());
+        let start = Instant::now();
+        let metrics = self.manager().metrics().clone();
+        match self.handler.handle(ticket.clone(), request).await {
+            Ok(mut response) => {
+                metrics.call_latency.observe(start.elapsed());
+                if self.expose_instance_id
+                    && let Some(id) = ticket.instance_id()
+                {
+                    response
+                        .headers_mut()
+                        .insert(INSTANCE_HEADER, HeaderValue::from(id));
+                }
+                response
+            }
+            Err(error) => {
+                let error = anyhow::Error::from(error);
+                let reason = classify_failure(&error);
+                ticket.poison(reason);
+                metrics.call_errors.fetch_add(1, Relaxed);
+                let instance = ticket.instance_id();
+                tracing::warn!(
+                    ?instance,
+                    reason = reason.as_str(),
+                    "request failed: {error:#}"
+                );
+                let mut response = error_response(reason, ticket.instance_id().is_some());
+                if self.expose_instance_id
+                    && let Some(id) = instance
+                {
+                    response
+                        .headers_mut()
+                        .insert(INSTANCE_HEADER, HeaderValue::from(id));
+                }
+                response
+            }
+        }
+    }
+}
+
+/// The response sent when the guest could not produce one.
+fn error_response(reason: Retirement, instantiated: bool) -> Response<WasiBody> {
+    let (status, message) = match reason {
+        Retirement::Timeout => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "the component did not respond before the request timeout\n",
+        ),
+        Retirement::Memory => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the component exceeded its memory limit\n",
+        ),
+        _ if !instantiated => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the component could not be instantiated\n",
+        ),
+        _ => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the component failed while handling the request\n",
+        ),
+    };
+    text_response(status, message)
+}
+
+/// A plain-text response with a body built by the host.
+pub fn text_response(status: StatusCode, body: impl Into<Bytes>) -> Response<WasiBody> {
+    let body = Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}

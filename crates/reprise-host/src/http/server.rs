@@ -1,0 +1,110 @@
+//! The hyper server loop: accept, serve, drain.
+
+use super::HttpFrontEnd;
+use http::HeaderValue;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// Connection-level settings of the server.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// Open connections accepted at once; further clients wait in the
+    /// listen backlog (back-pressure rather than unbounded memory).
+    pub max_connections: usize,
+    /// How long in-flight requests may take to finish after shutdown starts.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Serves `front` on `listener` until `shutdown` resolves, then stops
+/// accepting and lets in-flight requests finish (up to the drain timeout).
+pub async fn serve(
+    listener: TcpListener,
+    front: Arc<HttpFrontEnd>,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let local = listener.local_addr()?;
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(options.max_connections));
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => permit?,
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Typically EMFILE: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let front = front.clone();
+        let service = service_fn(move |request: http::Request<Incoming>| {
+            let front = front.clone();
+            async move {
+                let request = adapt_request(request, local);
+                Ok::<_, Infallible>(front.handle(request).await)
+            }
+        });
+        let connection = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, "connection ended with error: {e}");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: draining in-flight requests");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(options.drain_timeout) => {
+            tracing::warn!("drain timeout elapsed; closing remaining connections")
+        }
+    }
+    Ok(())
+}
+
+/// Gives the request the body type wasi:http expects, and an authority:
+/// components may read it, and HTTP/1.0 clients may send no `Host`.
+fn adapt_request(
+    request: http::Request<Incoming>,
+    local: SocketAddr,
+) -> http::Request<wasmtime_wasi_http::WasiBody> {
+    let (mut parts, body) = request.into_parts();
+    if parts.uri.authority().is_none() && !parts.headers.contains_key(http::header::HOST) {
+        if let Ok(host) = HeaderValue::from_str(&local.to_string()) {
+            parts.headers.insert(http::header::HOST, host);
+        }
+    }
+    let body = body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync();
+    http::Request::from_parts(parts, body)
+}

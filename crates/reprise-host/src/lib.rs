@@ -1,0 +1,16 @@
+//! Reprise's host library: everything `reprise` does, without a CLI.
+//!
+//! The data path reads top to bottom: a component is loaded
+//! ([`component`]) into an engine ([`engine`]); its reuse hint and the
+//! operator's flags resolve into a [`policy`]; the [`manager`] creates and
+//! retires instances under that policy; front ends such as [`http`] turn
+//! requests into export calls on those instances.
+
+pub mod component;
+pub mod engine;
+pub mod http;
+pub mod instance;
+pub mod linker;
+pub mod manager;
+pub mod metrics;
+pub mod policy;
