@@ -4,6 +4,7 @@
 //! own [`LoadError`] so the CLI can print one precise line instead of a
 //! compiler backtrace.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -14,14 +15,17 @@ pub enum Source {
     /// A file named on the command line.
     File(PathBuf),
     /// Bytes compiled into the binary (the bundled example).
-    Embedded(&'static str),
+    Embedded {
+        name: &'static str,
+        bytes: &'static [u8],
+    },
 }
 
 impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Source::File(path) => write!(f, "{}", path.display()),
-            Source::Embedded(name) => write!(f, "<bundled {name}>"),
+            Source::Embedded { name, .. } => write!(f, "<bundled {name}>"),
         }
     }
 }
@@ -75,10 +79,10 @@ pub fn classify(bytes: &[u8], name: &str) -> Result<BinaryKind, LoadError> {
 }
 
 /// Reads the bytes of `source`.
-pub fn read(source: &Source, embedded: &'static [u8]) -> Result<Vec<u8>, LoadError> {
+pub fn read(source: &Source) -> Result<Cow<'static, [u8]>, LoadError> {
     match source {
-        Source::File(path) => read_file(path),
-        Source::Embedded(_) => Ok(embedded.to_vec()),
+        Source::File(path) => read_file(path).map(Cow::Owned),
+        Source::Embedded { bytes, .. } => Ok(Cow::Borrowed(bytes)),
     }
 }
 

@@ -6,6 +6,7 @@
 //! retires instances under that policy; front ends such as [`http`] turn
 //! requests into export calls on those instances.
 
+pub mod admin;
 pub mod component;
 pub mod engine;
 pub mod http;

@@ -11,8 +11,8 @@ use crate::instance::{InstanceId, InstanceState};
 use crate::linker::linker;
 use crate::metrics::{Metrics, Retirement};
 use crate::policy::Policy;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime::component::{Component, InstancePre};
 use wasmtime::{AsContextMut, Store};
@@ -35,6 +35,17 @@ pub struct InstanceManager {
     policy: Policy,
     next_id: AtomicU64,
     metrics: Arc<Metrics>,
+    readiness: Readiness,
+}
+
+/// Whether the component has shown it can start. An orchestrator routes
+/// traffic to a replica only once one instance initialized successfully, so
+/// a broken start function shows up as "not ready" with its message instead
+/// of as a storm of 500s.
+#[derive(Default)]
+struct Readiness {
+    initialized: AtomicBool,
+    last_failure: Mutex<Option<String>>,
 }
 
 impl InstanceManager {
@@ -61,6 +72,7 @@ impl InstanceManager {
             policy,
             next_id: AtomicU64::new(1),
             metrics: Arc::default(),
+            readiness: Readiness::default(),
         })
     }
 
@@ -115,8 +127,29 @@ impl InstanceManager {
         }
     }
 
+    /// True once any instance initialized successfully.
+    pub fn is_ready(&self) -> bool {
+        self.readiness.initialized.load(Relaxed)
+    }
+
+    /// The message of the most recent failed initialization, if any.
+    pub fn last_init_failure(&self) -> Option<String> {
+        self.readiness.last_failure.lock().unwrap().clone()
+    }
+
+    /// Records a failed instantiation (a trapping start function, an
+    /// exhausted pool): logged with the guest's message and kept for the
+    /// readiness endpoint.
+    pub fn instantiation_failed(&self, id: InstanceId, error: &wasmtime::Error) {
+        let message = format!("{error:?}");
+        tracing::error!(instance = id, "instantiation failed: {message}");
+        self.metrics.instantiation_failures.fetch_add(1, Relaxed);
+        *self.readiness.last_failure.lock().unwrap() = Some(message);
+    }
+
     /// Records a successful instantiation.
     pub fn instance_created(&self, elapsed: Duration) {
+        self.readiness.initialized.store(true, Relaxed);
         self.metrics.instances_created.fetch_add(1, Relaxed);
         self.metrics.live_instances.fetch_add(1, Relaxed);
         self.metrics.instantiation_latency.observe(elapsed);

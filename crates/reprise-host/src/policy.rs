@@ -6,6 +6,7 @@
 //! rules.
 
 use crate::metrics::Retirement;
+use reprise_hint::{Mode, ReuseHint};
 use std::num::{NonZeroU32, NonZeroU64};
 use std::time::Duration;
 
@@ -49,6 +50,24 @@ impl Default for ReuseBounds {
             max_age: None,
             memory_ceiling: None,
         }
+    }
+}
+
+impl std::fmt::Display for ReuseBounds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.max_calls {
+            Some(max) => write!(f, "max {max} calls")?,
+            None => f.write_str("unlimited calls")?,
+        }
+        write!(
+            f,
+            " per instance, {} concurrent (p3), idle timeout {:?}",
+            self.max_concurrency, self.idle_timeout
+        )?;
+        if let Some(age) = self.max_age {
+            write!(f, ", max age {age:?}")?;
+        }
+        Ok(())
     }
 }
 
@@ -126,6 +145,103 @@ impl Policy {
     }
 }
 
+/// What the operator chose with `--policy`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PolicyChoice {
+    /// A new instance for every call, whatever the component declares.
+    Fresh,
+    /// Reuse instances, within the operator's and the component's bounds.
+    Reuse,
+    /// Follow the component's reuse hint; no hint means fresh.
+    #[default]
+    Auto,
+}
+
+/// Reuse bounds the operator set with flags; `None` takes the host default.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReuseFlags {
+    pub max_calls: Option<NonZeroU64>,
+    pub max_concurrency: Option<NonZeroU32>,
+    pub idle_timeout: Option<Duration>,
+    pub max_age: Option<Duration>,
+    pub memory_ceiling: Option<u64>,
+}
+
+/// The policy to apply, and what the operator should be told about how the
+/// component's hint was (or was not) honored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolution {
+    pub policy: Policy,
+    pub notes: Vec<String>,
+}
+
+/// Combines the operator's choice with the component's effective hint.
+///
+/// The hint is advisory, so the operator's explicit `fresh` or `reuse` wins,
+/// with a note when it contradicts the component. Whenever instances are
+/// reused, the hint's bounds clamp the operator's: the host never lets an
+/// instance serve more calls, or more at once, than its producer declared.
+pub fn resolve(choice: PolicyChoice, hint: Option<&ReuseHint>, flags: &ReuseFlags) -> Resolution {
+    let declared_reuse = hint.filter(|h| h.mode() == Mode::Reuse);
+    let declared_fresh = hint.is_some_and(|h| h.mode() == Mode::Fresh);
+    let mut notes = Vec::new();
+    let reuse = match choice {
+        PolicyChoice::Fresh => {
+            if let Some(hint) = declared_reuse {
+                notes.push(format!(
+                    "the component asks to be reused (hint `{hint}`), but --policy fresh gives \
+                     every call a new instance; run with --policy auto (or --policy reuse) to honor it"
+                ));
+            }
+            false
+        }
+        PolicyChoice::Auto => declared_reuse.is_some(),
+        PolicyChoice::Reuse => {
+            if declared_fresh {
+                notes.push(
+                    "the component declares it is not designed to be reused (hint `v1 fresh`), \
+                     but --policy reuse reuses it anyway; expect state to carry over between calls"
+                        .to_string(),
+                );
+            }
+            true
+        }
+    };
+    if !reuse {
+        return Resolution {
+            policy: Policy::Fresh,
+            notes,
+        };
+    }
+    let max_calls = min_some(flags.max_calls, declared_reuse.and_then(|h| h.max_calls()));
+    let max_concurrency = flags
+        .max_concurrency
+        .unwrap_or(DEFAULT_MAX_CONCURRENCY)
+        .min(
+            declared_reuse
+                .and_then(|h| h.max_concurrency())
+                .unwrap_or(NonZeroU32::MAX),
+        );
+    Resolution {
+        policy: Policy::Reuse(ReuseBounds {
+            max_calls,
+            max_concurrency,
+            idle_timeout: flags.idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT),
+            max_age: flags.max_age,
+            memory_ceiling: flags.memory_ceiling,
+        }),
+        notes,
+    }
+}
+
+/// The smaller of two optional limits, where `None` means unlimited.
+fn min_some<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,5 +270,155 @@ mod tests {
     #[test]
     fn fresh_keeps_no_idle_instance() {
         assert_eq!(Policy::Fresh.idle_timeout(), None);
+    }
+
+    fn hint(text: &str) -> ReuseHint {
+        text.parse().unwrap()
+    }
+
+    fn bounds(resolution: &Resolution) -> &ReuseBounds {
+        match &resolution.policy {
+            Policy::Reuse(bounds) => bounds,
+            Policy::Fresh => panic!("expected reuse, got fresh"),
+        }
+    }
+
+    #[test]
+    fn auto_follows_the_hint() {
+        let flags = ReuseFlags::default();
+        let cases = [
+            (None, false),
+            (Some("v1 fresh"), false),
+            (Some("v1 reuse"), true),
+            (Some("v1 reuse max-calls=5"), true),
+        ];
+        for (text, reused) in cases {
+            let h = text.map(hint);
+            let resolution = resolve(PolicyChoice::Auto, h.as_ref(), &flags);
+            assert_eq!(matches!(resolution.policy, Policy::Reuse(_)), reused, "{text:?}");
+            assert!(resolution.notes.is_empty(), "{text:?}: {:?}", resolution.notes);
+        }
+    }
+
+    #[test]
+    fn fresh_policy_explains_an_ignored_reuse_hint() {
+        let h = hint("v1 reuse max-calls=100");
+        let resolution = resolve(PolicyChoice::Fresh, Some(&h), &ReuseFlags::default());
+        assert_eq!(resolution.policy, Policy::Fresh);
+        assert_eq!(resolution.notes.len(), 1);
+        assert!(resolution.notes[0].contains("v1 reuse max-calls=100"));
+        assert!(resolution.notes[0].contains("--policy auto"));
+    }
+
+    #[test]
+    fn reuse_policy_warns_about_a_fresh_hint() {
+        let h = hint("v1 fresh");
+        let resolution = resolve(PolicyChoice::Reuse, Some(&h), &ReuseFlags::default());
+        assert!(matches!(resolution.policy, Policy::Reuse(_)));
+        assert!(resolution.notes[0].contains("not designed to be reused"));
+    }
+
+    #[test]
+    fn hint_bounds_clamp_larger_flags() {
+        let h = hint("v1 reuse max-calls=3 max-concurrency=2");
+        let flags = ReuseFlags {
+            max_calls: NonZeroU64::new(100),
+            max_concurrency: NonZeroU32::new(50),
+            ..ReuseFlags::default()
+        };
+        let resolution = resolve(PolicyChoice::Reuse, Some(&h), &flags);
+        assert_eq!(bounds(&resolution).max_calls, NonZeroU64::new(3));
+        assert_eq!(bounds(&resolution).max_concurrency.get(), 2);
+    }
+
+    #[test]
+    fn smaller_flags_win_over_hint_bounds() {
+        let h = hint("v1 reuse max-calls=300");
+        let flags = ReuseFlags {
+            max_calls: NonZeroU64::new(10),
+            ..ReuseFlags::default()
+        };
+        let resolution = resolve(PolicyChoice::Auto, Some(&h), &flags);
+        assert_eq!(bounds(&resolution).max_calls, NonZeroU64::new(10));
+        assert_eq!(bounds(&resolution).max_concurrency, DEFAULT_MAX_CONCURRENCY);
+    }
+
+    #[test]
+    fn reuse_respects_max_calls_and_concurrency() {
+        let policy = Policy::Reuse(ReuseBounds {
+            max_calls: NonZeroU64::new(3),
+            max_concurrency: NonZeroU32::new(2).unwrap(),
+            ..ReuseBounds::default()
+        });
+        assert_eq!(policy.admit(&stats(2, 0)), Admit::Yes);
+        assert_eq!(policy.admit(&stats(3, 0)), Admit::Retire(Retirement::MaxCalls));
+        // p2 instances take one call at a time whatever the bound says.
+        assert_eq!(policy.admit(&stats(1, 1)), Admit::NotNow);
+        let concurrent = |in_flight| InstanceStats {
+            served: 1,
+            in_flight,
+            concurrent: true,
+            ..Default::default()
+        };
+        assert_eq!(policy.admit(&concurrent(1)), Admit::Yes);
+        assert_eq!(policy.admit(&concurrent(2)), Admit::NotNow);
+    }
+
+    #[test]
+    fn age_and_memory_retire_between_calls() {
+        let policy = Policy::Reuse(ReuseBounds {
+            max_age: Some(Duration::from_secs(10)),
+            memory_ceiling: Some(1 << 20),
+            ..ReuseBounds::default()
+        });
+        let old = InstanceStats {
+            served: 1,
+            age: Duration::from_secs(10),
+            ..Default::default()
+        };
+        assert_eq!(policy.admit(&old), Admit::Retire(Retirement::Age));
+        let big = InstanceStats {
+            served: 1,
+            memory: 2 << 20,
+            ..Default::default()
+        };
+        assert_eq!(policy.admit(&big), Admit::Retire(Retirement::Memory));
+    }
+
+    #[test]
+    fn resolved_bounds_never_exceed_the_hint() {
+        // Exhaustive over small values: whatever the operator asks, a reused
+        // instance's bounds stay within what the component declared.
+        let values = [None, Some(1u32), Some(2), Some(7), Some(1000)];
+        for hint_calls in values {
+            for hint_conc in values {
+                for flag_calls in values {
+                    for flag_conc in values {
+                        let h = ReuseHint::reuse(
+                            hint_calls.and_then(|v| NonZeroU64::new(v.into())),
+                            hint_conc.and_then(NonZeroU32::new),
+                        );
+                        let flags = ReuseFlags {
+                            max_calls: flag_calls.and_then(|v| NonZeroU64::new(v.into())),
+                            max_concurrency: flag_conc.and_then(NonZeroU32::new),
+                            ..ReuseFlags::default()
+                        };
+                        for choice in [PolicyChoice::Auto, PolicyChoice::Reuse] {
+                            let resolution = resolve(choice, Some(&h), &flags);
+                            let b = bounds(&resolution);
+                            if let Some(max) = h.max_calls() {
+                                assert!(b.max_calls.is_some_and(|m| m <= max));
+                            }
+                            if let Some(max) = flags.max_calls {
+                                assert!(b.max_calls.is_some_and(|m| m <= max));
+                            }
+                            if let Some(max) = h.max_concurrency() {
+                                assert!(b.max_concurrency <= max);
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -1,1 +1,43 @@
-fn main() {}
+//! `reprise`: a thin command line over `reprise-host` and `reprise-hint`.
+//!
+//! Each subcommand parses its raw flags (`cli`), validates them into the
+//! library's typed settings, and calls the library; all errors reach `main`,
+//! which prints them as one `error: …` line and exits non-zero.
+
+mod cli;
+mod hint;
+mod serve;
+mod units;
+
+use clap::Parser;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        cli::Command::Serve(args) => serve::run(args),
+        cli::Command::Hint(args) => hint::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {}", reprise_host::component::one_line(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr, filtered by `RUST_LOG` (default: Reprise's own
+/// informational messages and everyone's warnings).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,reprise=info,reprise_host=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}

@@ -21,10 +21,12 @@ use crate::metrics::Retirement;
 use crate::policy::{Admit, InstanceStats};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 use wasmtime::component::GuestTaskId;
 use wasmtime::{Store, StoreContextMut};
 use wasmtime_wasi_http::WasiHttpView;
@@ -32,27 +34,118 @@ use wasmtime_wasi_http::handler::{
     HandlerState, Instance, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState, WorkerStatus,
 };
 
-/// The [`HandlerState`] of Reprise's HTTP front end.
-pub struct Dispatch {
+/// The [`HandlerState`] of Reprise's HTTP front end. Cheap to clone: the
+/// warm set refills itself from background tasks that hold a clone.
+#[derive(Clone)]
+pub struct Dispatch(Arc<DispatchInner>);
+
+struct DispatchInner {
     manager: Arc<InstanceManager>,
     pre: ProxyPre<InstanceState>,
     /// Whether the export is p3 (`wasi:http/handler`), which can run calls
     /// concurrently on one instance.
     concurrent: bool,
+    /// Instantiated, initialized, never-used instances. `instantiate` takes
+    /// from here first, so start functions run before traffic arrives.
+    warm: Mutex<VecDeque<ProxyInstance>>,
+    /// How many warm instances to keep ready.
+    prewarm: usize,
 }
 
+type ProxyInstance = Instance<InstanceState, Expiration, Worker>;
+
 impl Dispatch {
-    pub fn new(manager: Arc<InstanceManager>, pre: ProxyPre<InstanceState>) -> Self {
+    pub fn new(manager: Arc<InstanceManager>, pre: ProxyPre<InstanceState>, prewarm: usize) -> Self {
         let concurrent = matches!(pre, ProxyPre::P3(_));
-        Self {
+        Self(Arc::new(DispatchInner {
             manager,
             pre,
             concurrent,
-        }
+            warm: Mutex::default(),
+            prewarm,
+        }))
     }
 
     pub fn manager(&self) -> &Arc<InstanceManager> {
-        &self.manager
+        &self.0.manager
+    }
+
+    /// Creates one instance ahead of traffic and parks it in the warm set,
+    /// so that readiness reflects a real, successful initialization. Returns
+    /// the instantiation error, if any; it is also recorded on the manager.
+    pub async fn warm_up(&self) -> wasmtime::Result<()> {
+        let instance = self.create().await?;
+        self.park(instance);
+        Ok(())
+    }
+
+    /// Tops the warm set up to its target, one instance at a time. Failures
+    /// are recorded by `create` and end the attempt: retrying a failing
+    /// initialization in a loop would only hide it behind log noise.
+    async fn refill(self) {
+        while self.0.warm.lock().unwrap().len() < self.0.prewarm {
+            match self.create().await {
+                Ok(instance) => self.park(instance),
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn park(&self, instance: ProxyInstance) {
+        self.0.warm.lock().unwrap().push_back(instance);
+        self.0.manager.metrics().warm_instances.fetch_add(1, Relaxed);
+    }
+
+    fn take_warm(&self) -> Option<ProxyInstance> {
+        let instance = self.0.warm.lock().unwrap().pop_front()?;
+        self.0.manager.metrics().warm_instances.fetch_sub(1, Relaxed);
+        if self.0.prewarm > 0 {
+            tokio::spawn(self.clone().refill());
+        }
+        Some(instance)
+    }
+
+    /// Instantiates a new instance through the manager, running its start
+    /// functions under the instantiation deadline.
+    async fn create(&self) -> wasmtime::Result<ProxyInstance> {
+        let inner = &*self.0;
+        let start = Instant::now();
+        let mut store = inner.manager.new_store();
+        let id = store.data().id;
+        let proxy = match inner.pre.instantiate_async(&mut store).await {
+            Ok(proxy) => proxy,
+            Err(e) => {
+                inner.manager.instantiation_failed(id, &e);
+                return Err(e);
+            }
+        };
+        inner.manager.instance_created(start.elapsed());
+        let lifecycle = Arc::new(Lifecycle {
+            id,
+            created: Instant::now(),
+            reason: OnceLock::new(),
+            accepted: AtomicU64::new(0),
+            failure: OnceLock::new(),
+            failed: Notify::new(),
+        });
+        let policy = inner.manager.policy();
+        Ok(Instance {
+            store,
+            proxy,
+            view: <InstanceState as WasiHttpView>::http,
+            expiration: Expiration {
+                lifecycle: lifecycle.clone(),
+                idle_timeout: policy.idle_timeout(),
+                max_age: policy.max_age(),
+                timeout: inner.manager.limits().timeout,
+                timer: None,
+            },
+            state: Worker {
+                manager: inner.manager.clone(),
+                lifecycle,
+                concurrent: inner.concurrent,
+            },
+        })
     }
 }
 
@@ -70,34 +163,77 @@ impl CallTicket {
         self.instance.get().map(|l| l.id)
     }
 
-    /// Marks the serving instance unusable: after a trap a component
-    /// instance must not be entered again.
-    pub fn poison(&self, reason: Retirement) {
-        if let Some(lifecycle) = self.instance.get() {
-            lifecycle.retire(reason);
-        }
+    /// Why the call failed, in the terms operators care about (timeout,
+    /// memory, trap) and marks the serving instance unusable: after a trap a
+    /// component instance must not be entered again.
+    ///
+    /// A p2 guest that traps is reported to the caller only as "never set a
+    /// response"; the trap itself (an epoch interrupt, a failed
+    /// `memory.grow`) reaches the worker that owns the store. So when the
+    /// caller's error says nothing specific, this waits briefly for the
+    /// worker to report how the instance ended.
+    pub async fn failure(&self, error: &anyhow::Error) -> Retirement {
+        let direct = classify_failure(error);
+        let Some(lifecycle) = self.instance.get() else {
+            return direct;
+        };
+        let reason = if direct == Retirement::Trap {
+            lifecycle
+                .wait_for_failure(FAILURE_REPORT_WAIT)
+                .await
+                .unwrap_or(direct)
+        } else {
+            direct
+        };
+        lifecycle.retire(reason);
+        reason
     }
 }
+
+/// How long a failed call waits for its worker to say why the instance died.
+const FAILURE_REPORT_WAIT: Duration = Duration::from_millis(250);
 
 /// What the front end and the worker share about one instance.
 struct Lifecycle {
     id: InstanceId,
     created: Instant,
-    retired: AtomicBool,
-    reason: Mutex<Option<Retirement>>,
+    /// Set once, with the first reason the instance stops taking calls.
+    reason: OnceLock<Retirement>,
     accepted: AtomicU64,
+    /// How the instance failed, set by the worker when the store ends in
+    /// an error; `failed` wakes callers waiting for it.
+    failure: OnceLock<Retirement>,
+    failed: Notify,
 }
 
 impl Lifecycle {
     /// Records the first reason the instance stops taking calls.
     fn retire(&self, reason: Retirement) {
-        let mut slot = self.reason.lock().unwrap();
-        slot.get_or_insert(reason);
-        self.retired.store(true, Relaxed);
+        let _ = self.reason.set(reason);
+    }
+
+    fn is_retired(&self) -> bool {
+        self.reason.get().is_some()
     }
 
     fn reason(&self) -> Option<Retirement> {
-        *self.reason.lock().unwrap()
+        self.reason.get().copied()
+    }
+
+    fn report_failure(&self, reason: Retirement) {
+        let _ = self.failure.set(reason);
+        self.failed.notify_waiters();
+    }
+
+    async fn wait_for_failure(&self, limit: Duration) -> Option<Retirement> {
+        let notified = self.failed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if let Some(reason) = self.failure.get() {
+            return Some(*reason);
+        }
+        let _ = tokio::time::timeout(limit, notified).await;
+        self.failure.get().copied()
     }
 }
 
@@ -113,47 +249,11 @@ impl HandlerState for Dispatch {
     type WorkerExpiration = Expiration;
     type WorkerState = Worker;
 
-    async fn instantiate(&self) -> wasmtime::Result<Instance<InstanceState, Expiration, Worker>> {
-        let start = Instant::now();
-        let mut store = self.manager.new_store();
-        let id = store.data().id;
-        let proxy = match self.pre.instantiate_async(&mut store).await {
-            Ok(proxy) => proxy,
-            Err(e) => {
-                self.manager
-                    .metrics()
-                    .instantiation_failures
-                    .fetch_add(1, Relaxed);
-                tracing::error!(instance = id, "instantiation failed: {e:?}");
-                return Err(e);
-            }
-        };
-        self.manager.instance_created(start.elapsed());
-        let lifecycle = Arc::new(Lifecycle {
-            id,
-            created: Instant::now(),
-            retired: AtomicBool::new(false),
-            reason: Mutex::new(None),
-            accepted: AtomicU64::new(0),
-        });
-        let policy = self.manager.policy();
-        Ok(Instance {
-            store,
-            proxy,
-            view: <InstanceState as WasiHttpView>::http,
-            expiration: Expiration {
-                lifecycle: lifecycle.clone(),
-                idle_timeout: policy.idle_timeout(),
-                max_age: policy.max_age(),
-                timeout: self.manager.limits().timeout,
-                timer: None,
-            },
-            state: Worker {
-                manager: self.manager.clone(),
-                lifecycle,
-                concurrent: self.concurrent,
-            },
-        })
+    async fn instantiate(&self) -> wasmtime::Result<ProxyInstance> {
+        match self.take_warm() {
+            Some(instance) => Ok(instance),
+            None => self.create().await,
+        }
     }
 }
 
@@ -162,7 +262,7 @@ impl WorkerState for Worker {
     type RequestData = Arc<CallTicket>;
 
     fn should_accept_request(&self, concurrent_count: usize, total_count: usize) -> ShouldAccept {
-        if self.lifecycle.retired.load(Relaxed) {
+        if self.lifecycle.is_retired() {
             return ShouldAccept::Never;
         }
         let stats = InstanceStats {
@@ -207,10 +307,10 @@ impl WorkerState for Worker {
             Ok(()) => self.lifecycle.reason().unwrap_or(Retirement::MaxCalls),
             Err(e) => {
                 let e = anyhow::Error::from(e);
-                tracing::warn!(instance = self.lifecycle.id, "instance failed: {e:#}");
-                self.lifecycle
-                    .reason()
-                    .unwrap_or_else(|| classify_failure(&e))
+                tracing::warn!(instance = self.lifecycle.id, "instance failed: {e:?}");
+                let failure = classify_failure(&e);
+                self.lifecycle.report_failure(failure);
+                self.lifecycle.reason().unwrap_or(failure)
             }
         };
         self.manager.instance_retired(self.lifecycle.id, reason);

@@ -84,10 +84,16 @@ pub struct HttpFrontEnd {
 }
 
 impl HttpFrontEnd {
-    pub fn new(manager: Arc<InstanceManager>, expose_instance_id: bool) -> anyhow::Result<Self> {
+    /// Prepares the HTTP export of `manager`'s component; `prewarm` instances
+    /// are kept initialized and unused, ready for the next requests.
+    pub fn new(
+        manager: Arc<InstanceManager>,
+        expose_instance_id: bool,
+        prewarm: usize,
+    ) -> anyhow::Result<Self> {
         let (pre, flavor) = proxy_pre(&manager)?;
         Ok(Self {
-            handler: ProxyHandler::new(Dispatch::new(manager, pre)),
+            handler: ProxyHandler::new(Dispatch::new(manager, pre, prewarm)),
             flavor,
             expose_instance_id,
         })
@@ -99,6 +105,12 @@ impl HttpFrontEnd {
 
     pub fn manager(&self) -> &Arc<InstanceManager> {
         self.handler.state().manager()
+    }
+
+    /// Creates the first instance before traffic arrives (see
+    /// [`Dispatch::warm_up`]); readiness turns on when it succeeds.
+    pub async fn warm_up(&self) -> anyhow::Result<()> {
+        self.handler.state().warm_up().await.map_err(anyhow::Error::from)
     }
 
     /// Serves one request. Never fails: guest failures become 5xx responses
@@ -121,8 +133,7 @@ impl HttpFrontEnd {
             }
             Err(error) => {
                 let error = anyhow::Error::from(error);
-                let reason = classify_failure(&error);
-                ticket.poison(reason);
+                let reason = ticket.failure(&error).await;
                 metrics.call_errors.fetch_add(1, Relaxed);
                 let instance = ticket.instance_id();
                 tracing::warn!(

@@ -1,0 +1,70 @@
+//! Parsers for the human-friendly values flags take: durations (`500ms`,
+//! `30s`, `1m`) and byte sizes (`64MiB`, `512k`, `1048576`).
+
+use std::time::Duration;
+
+/// Parses a duration such as `250ms`, `5s`, `1m 30s`. A bare number is
+/// rejected: `--timeout 5` is ambiguous between seconds and milliseconds.
+pub fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| {
+        format!("invalid duration `{text}`: {e} (write it with a unit, e.g. `500ms`, `30s`, `2m`)")
+    })
+}
+
+/// Parses a byte size: a decimal number with an optional unit. `k`/`m`/`g`
+/// (and `KB`/`MB`/`GB`) are decimal powers of 1000, `KiB`/`MiB`/`GiB` binary
+/// powers of 1024, matching the units operators see in `free` and Kubernetes.
+pub fn size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let invalid = || format!("invalid size `{text}` (write e.g. `64MiB`, `512k`, `1G` or a number of bytes)");
+    let number: u64 = number.parse().map_err(|_| invalid())?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "m" | "mb" => 1_000_000,
+        "g" | "gb" => 1_000_000_000,
+        "ki" | "kib" => 1 << 10,
+        "mi" | "mib" => 1 << 20,
+        "gi" | "gib" => 1 << 30,
+        _ => return Err(invalid()),
+    };
+    let bytes = number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("size `{text}` is too large"))?;
+    if bytes == 0 {
+        return Err(format!("size `{text}` must be greater than zero"));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_need_units() {
+        assert_eq!(duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(duration("5").unwrap_err().contains("with a unit"));
+    }
+
+    #[test]
+    fn sizes_distinguish_decimal_and_binary_units() {
+        assert_eq!(size("64MiB").unwrap(), 64 << 20);
+        assert_eq!(size("64M").unwrap(), 64_000_000);
+        assert_eq!(size("4096").unwrap(), 4096);
+        assert_eq!(size("1 GiB").unwrap(), 1 << 30);
+    }
+
+    #[test]
+    fn bad_sizes_are_named() {
+        assert!(size("lots").unwrap_err().contains("`lots`"));
+        assert!(size("12parsecs").unwrap_err().contains("invalid size"));
+        assert!(size("0").unwrap_err().contains("greater than zero"));
+        assert!(size("99999999999999999999G").is_err());
+    }
+}

@@ -1,0 +1,231 @@
+//! End-to-end tests of `reprise serve`: the real binary, real components
+//! built from `guest/`, real HTTP over loopback.
+
+mod support;
+
+use reprise_test_programs::*;
+use std::collections::HashSet;
+use support::{Server, run};
+
+#[test]
+fn bundled_example_is_served_without_arguments() {
+    let server = Server::start(&["--expose-instance-id"]);
+    let response = server.get("/");
+    assert_eq!(response.status, 200);
+    assert!(response.body.contains("Hello from Reprise"), "{}", response.body);
+    assert!(response.body.contains("served 1 request"), "{}", response.body);
+    // The example declares a reuse hint, which the default policy follows.
+    let second = server.get("/");
+    assert!(second.body.contains("served 2 request"), "{}", second.body);
+    assert_eq!(response.instance, second.instance);
+}
+
+#[test]
+fn hello_answers_200() {
+    let server = Server::start(&[HELLO]);
+    let response = server.get("/");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, "hello from reprise\n");
+}
+
+#[test]
+fn p3_component_is_served() {
+    let server = Server::start(&[HELLO_P3]);
+    let response = server.get("/");
+    assert_eq!(response.status, 200, "{}", server.stderr());
+    assert_eq!(response.body, "hello from p3\n");
+}
+
+#[test]
+fn counter_always_answers_1_under_fresh() {
+    let server = Server::start(&[COUNTER, "--policy", "fresh", "--expose-instance-id"]);
+    let mut instances = HashSet::new();
+    for _ in 0..20 {
+        let response = server.get("/");
+        assert_eq!(response.body, "1\n");
+        assert!(instances.insert(response.instance.unwrap()), "instance served twice");
+    }
+}
+
+#[test]
+fn unhinted_component_is_fresh_by_default() {
+    let server = Server::start(&[COUNTER]);
+    for _ in 0..5 {
+        assert_eq!(server.get("/").body, "1\n");
+    }
+}
+
+#[test]
+fn counter_counts_up_under_reuse() {
+    let server = Server::start(&[COUNTER, "--policy", "reuse", "--expose-instance-id"]);
+    let bodies: Vec<String> = (0..5).map(|_| server.get("/").body).collect();
+    assert_eq!(bodies, ["1\n", "2\n", "3\n", "4\n", "5\n"]);
+}
+
+#[test]
+fn canary_never_sees_an_earlier_secret_under_fresh() {
+    let server = Server::start(&[CANARY, "--policy", "fresh"]);
+    for i in 0..1000 {
+        let response = server.get("/");
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body, "clean\n", "request {i} saw another request's secret");
+    }
+}
+
+#[test]
+fn canary_does_see_its_secret_under_reuse() {
+    // The counterpart of the test above: proves the canary can detect reuse.
+    let server = Server::start(&[CANARY, "--policy", "reuse"]);
+    assert_eq!(server.get("/").body, "clean\n");
+    assert!(server.get("/").body.starts_with("leaked "));
+}
+
+#[test]
+fn trap_answers_500_and_the_next_request_is_served() {
+    let server = Server::start(&[TRAP, "--policy", "reuse", "--expose-instance-id"]);
+    let before = server.get("/");
+    assert_eq!(before.status, 200);
+    let trapped = server.get("/trap");
+    assert_eq!(trapped.status, 500);
+    assert_eq!(trapped.instance, before.instance);
+    let after = server.get("/");
+    assert_eq!(after.status, 200);
+    assert_eq!(after.body, "ok\n");
+    assert_ne!(after.instance, trapped.instance, "a trapped instance was reused");
+}
+
+#[test]
+fn spinning_request_times_out_and_the_server_keeps_serving() {
+    let server = Server::start(&[SPIN, "--timeout", "300ms"]);
+    let spun = server.get("/spin");
+    assert_eq!(spun.status, 504, "{}", spun.body);
+    assert!(spun.body.contains("timeout"), "{}", spun.body);
+    let after = server.get("/");
+    assert_eq!(after.status, 200);
+    assert_eq!(after.body, "ok\n");
+}
+
+#[test]
+fn memory_hog_is_contained_by_max_memory() {
+    let server = Server::start(&[HOG, "--max-memory", "32MiB"]);
+    let hog = server.get("/hog");
+    assert_eq!(hog.status, 500);
+    assert!(hog.body.contains("memory"), "{}", hog.body);
+    let after = server.get("/");
+    assert_eq!(after.status, 200);
+    assert_eq!(after.body, "ok\n");
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_request_finish() {
+    let server = Server::start(&[COUNTER_P3]);
+    let addr = server.addr.clone();
+    let slow = std::thread::spawn(move || {
+        ureq::get(&format!("http://{addr}/slow")).call().map(|mut r| {
+            (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+        })
+    });
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let status = server.terminate();
+    let (code, body) = slow.join().unwrap().expect("in-flight request completed");
+    assert_eq!(code, 200);
+    assert_eq!(body, "1\n");
+    assert!(status.success(), "{status:?}");
+}
+
+fn assert_one_line_error(args: &[&str], expected: &str) {
+    let output = run(args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "expected failure for {args:?}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "stderr: {stderr}");
+    assert!(errors[0].contains(expected), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+    assert!(!stderr.contains("backtrace"), "stderr: {stderr}");
+}
+
+#[test]
+fn missing_file_is_named() {
+    assert_one_line_error(&["serve", "/no/such/component.wasm"], "cannot read /no/such/component.wasm");
+}
+
+#[test]
+fn non_wasm_file_is_rejected() {
+    let dir = tempdir();
+    let path = dir.join("notes.txt");
+    std::fs::write(&path, "just some text").unwrap();
+    assert_one_line_error(&["serve", path.to_str().unwrap()], "is not a WebAssembly binary");
+}
+
+#[test]
+fn core_module_is_rejected() {
+    let dir = tempdir();
+    let path = dir.join("module.wasm");
+    std::fs::write(&path, b"\0asm\x01\0\0\0").unwrap();
+    assert_one_line_error(&["serve", path.to_str().unwrap()], "is a core WebAssembly module, not a component");
+}
+
+#[test]
+fn component_without_http_export_is_rejected() {
+    let dir = tempdir();
+    let path = dir.join("empty.wasm");
+    std::fs::write(&path, b"\0asm\x0d\0\x01\0").unwrap();
+    assert_one_line_error(&["serve", path.to_str().unwrap()], "does not export a wasi:http handler");
+}
+
+#[test]
+fn corrupt_component_is_rejected() {
+    let dir = tempdir();
+    let path = dir.join("broken.wasm");
+    let mut bytes = std::fs::read(HELLO).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(&path, bytes).unwrap();
+    assert_one_line_error(&["serve", path.to_str().unwrap()], "is not a valid component");
+}
+
+/// A fresh directory under the target dir, so nothing leaks into /tmp.
+fn tempdir() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "serve-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The value of an unlabeled metric in a Prometheus text exposition.
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
+}
+
+#[test]
+fn prewarmed_instances_serve_the_first_requests() {
+    let server = Server::start(&[
+        SLOW_INIT,
+        "--prewarm",
+        "2",
+        "--admin-addr",
+        "127.0.0.1:0",
+        "--expose-instance-id",
+    ]);
+    let mut warm = 0;
+    for _ in 0..200 {
+        warm = metric(&server.admin_get("/metrics").body, "reprise_warm_instances");
+        if warm == 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert_eq!(warm, 2, "the warm set never filled");
+    assert_eq!(server.admin_get("/ready").status, 200);
+    let first = server.get("/");
+    assert_eq!(first.body, "ready\n");
+    // Served by one of the two instances created before any traffic.
+    assert!(first.instance.unwrap() <= 2, "{:?}", first.instance);
+    assert_eq!(server.admin_get("/live").status, 200);
+}

@@ -1,0 +1,168 @@
+//! Spawns the real `reprise` binary and talks real HTTP to it.
+#![allow(dead_code)] // each test file uses a different part of this module
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The `reprise` binary under test.
+pub fn reprise() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_reprise"));
+    command.env("RUST_LOG", "warn,reprise=info,reprise_host=info");
+    command
+}
+
+/// Runs `reprise ARGS` to completion.
+pub fn run(args: &[&str]) -> Output {
+    reprise().args(args).output().expect("run reprise")
+}
+
+/// A `reprise serve` process on a free loopback port, killed on drop.
+pub struct Server {
+    child: Child,
+    pub addr: String,
+    pub admin: Option<String>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    agent: ureq::Agent,
+}
+
+impl Server {
+    /// Starts `reprise serve ARGS --addr 127.0.0.1:0` and waits until it
+    /// prints `listening on http://ADDR`.
+    pub fn start(args: &[&str]) -> Server {
+        let mut child = reprise()
+            .arg("serve")
+            .args(args)
+            .args(["--addr", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn reprise serve");
+        let stderr = child.stderr.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let collected = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("listening on http://") {
+                    let _ = tx.send(("http", addr.to_string()));
+                }
+                if let Some(addr) = line.strip_prefix("admin endpoint on http://") {
+                    let _ = tx.send(("admin", addr.to_string()));
+                }
+                collected.lock().unwrap().push(line);
+            }
+        });
+        let mut admin = None;
+        let addr = loop {
+            match rx.recv_timeout(Duration::from_secs(120)) {
+                Ok(("admin", addr)) => admin = Some(addr),
+                Ok((_, addr)) => break addr,
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "reprise serve did not start; stderr:\n{}",
+                        lines.lock().unwrap().join("\n")
+                    );
+                }
+            }
+        };
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build();
+        Server {
+            child,
+            addr,
+            admin,
+            stderr: lines,
+            agent: config.into(),
+        }
+    }
+
+    /// GET `path`, returning the response.
+    pub fn get(&self, path: &str) -> Response {
+        self.request("GET", &format!("http://{}{path}", self.addr), &[])
+    }
+
+    /// GET `path` with extra headers.
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Response {
+        self.request("GET", &format!("http://{}{path}", self.addr), headers)
+    }
+
+    /// GET `path` on the admin endpoint.
+    pub fn admin_get(&self, path: &str) -> Response {
+        let admin = self.admin.as_ref().expect("server started with --admin-addr");
+        self.request("GET", &format!("http://{admin}{path}"), &[])
+    }
+
+    fn request(&self, method: &str, url: &str, headers: &[(&str, &str)]) -> Response {
+        let mut builder = http_request(method, url);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let response = self
+            .agent
+            .run(builder.body(()).unwrap())
+            .unwrap_or_else(|e| panic!("{method} {url} failed: {e}\nserver stderr:\n{}", self.stderr()));
+        let status = response.status().as_u16();
+        let instance = response
+            .headers()
+            .get("x-reprise-instance")
+            .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+        let headers = response.headers().clone();
+        let body = response.into_body().read_to_string().unwrap_or_default();
+        Response {
+            status,
+            body,
+            instance,
+            headers,
+        }
+    }
+
+    /// Everything the server printed on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+
+    /// Polls stderr until a line contains `needle`.
+    pub fn wait_for_log(&self, needle: &str) -> bool {
+        for _ in 0..600 {
+            if self.stderr().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+fn http_request(method: &str, url: &str) -> ureq::http::request::Builder {
+    ureq::http::Request::builder().method(method).uri(url)
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a test needs of a response.
+pub struct Response {
+    pub status: u16,
+    pub body: String,
+    /// The `x-reprise-instance` header, when exposed.
+    pub instance: Option<u64>,
+    pub headers: ureq::http::HeaderMap,
+}
