@@ -71,11 +71,13 @@ impl Dispatch {
     }
 
     /// Creates one instance ahead of traffic and parks it in the warm set,
-    /// so that readiness reflects a real, successful initialization. Returns
+    /// so that readiness reflects a real, successful initialization, then
+    /// fills the warm set up to its target. Returns
     /// the instantiation error, if any; it is also recorded on the manager.
     pub async fn warm_up(&self) -> wasmtime::Result<()> {
         let instance = self.create().await?;
         self.park(instance);
+        self.clone().refill().await;
         Ok(())
     }
 
