@@ -10,6 +10,7 @@ pub mod admin;
 pub mod component;
 pub mod engine;
 pub mod http;
+pub mod init;
 pub mod instance;
 pub mod linker;
 pub mod manager;

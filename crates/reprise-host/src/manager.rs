@@ -7,14 +7,15 @@
 
 use crate::component::one_line;
 use crate::engine::{EPOCH_TICK, EngineHandle};
+use crate::init::InitExport;
 use crate::instance::{InstanceId, InstanceState};
 use crate::linker::linker;
 use crate::metrics::{Metrics, Retirement};
 use crate::policy::Policy;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use wasmtime::component::{Component, InstancePre};
+use std::time::{Duration, Instant};
+use wasmtime::component::{Component, Instance, InstancePre};
 use wasmtime::{AsContextMut, Store};
 
 /// Per-instance limits the operator sets.
@@ -31,12 +32,19 @@ pub struct InstanceManager {
     engine: EngineHandle,
     component: Component,
     pre: InstancePre<InstanceState>,
+    /// The component's `reprise:init` export, found once.
+    init: Option<InitExport>,
     limits: InstanceLimits,
     policy: Policy,
     next_id: AtomicU64,
     metrics: Arc<Metrics>,
     readiness: Readiness,
 }
+
+/// How long past the instantiation deadline initialization may take before
+/// the wall clock gives up on it, so the epoch trap (which names where the
+/// guest was) normally wins.
+const INIT_GRACE: Duration = Duration::from_millis(250);
 
 /// Whether the component has shown it can start. An orchestrator routes
 /// traffic to a replica only once one instance initialized successfully, so
@@ -49,8 +57,8 @@ struct Readiness {
 }
 
 impl InstanceManager {
-    /// Resolves the component's imports once, so each instantiation only
-    /// allocates and runs start functions.
+    /// Resolves the component's imports and finds its `reprise:init` export
+    /// once, so each instantiation only allocates and runs initialization.
     pub fn new(
         engine: EngineHandle,
         component: Component,
@@ -64,10 +72,12 @@ impl InstanceManager {
                 one_line(&anyhow::Error::from(e))
             )
         })?;
+        let init = InitExport::find(&component)?;
         Ok(Self {
             engine,
             component,
             pre,
+            init,
             limits,
             policy,
             next_id: AtomicU64::new(1),
@@ -86,6 +96,11 @@ impl InstanceManager {
 
     pub fn instance_pre(&self) -> &InstancePre<InstanceState> {
         &self.pre
+    }
+
+    /// The component's `reprise:init` export, if it has one.
+    pub fn init_export(&self) -> Option<&InitExport> {
+        self.init.as_ref()
     }
 
     pub fn policy(&self) -> &Policy {
@@ -127,6 +142,56 @@ impl InstanceManager {
         }
     }
 
+    /// Creates an instance in `store` (from [`Self::new_store`]) and
+    /// initializes it: instantiation runs the start functions, then the
+    /// component's `reprise:init` export runs if it has one, together under
+    /// the instantiation deadline. `exports` then loads what the front end
+    /// calls (e.g. the wasi:http bindings), so an instance only counts once it
+    /// is usable.
+    ///
+    /// The outcome is recorded: a success makes the component ready and
+    /// counts, its latency including init; a failure is logged with the
+    /// guest's message and kept for `/ready`.
+    pub async fn instantiate<E>(
+        &self,
+        store: &mut Store<InstanceState>,
+        exports: impl FnOnce(&mut Store<InstanceState>, &Instance) -> wasmtime::Result<E>,
+    ) -> wasmtime::Result<E> {
+        let start = Instant::now();
+        let initialized = match self.limits.timeout {
+            // A guest blocked in a host call (a connect that never answers)
+            // is not interrupted by epochs; the wall clock backs them up.
+            Some(timeout) => tokio::time::timeout(timeout + INIT_GRACE, self.initialize(store))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(wasmtime::Error::msg(format!(
+                        "initialization did not finish within {timeout:?}"
+                    )))
+                }),
+            None => self.initialize(store).await,
+        };
+        match initialized.and_then(|instance| exports(store, &instance)) {
+            Ok(exports) => {
+                self.instance_created(start.elapsed());
+                Ok(exports)
+            }
+            Err(e) => {
+                self.instantiation_failed(store.data().id, &e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Start functions, then `init`: one initialization, so they share the
+    /// deadline [`Self::new_store`] armed.
+    async fn initialize(&self, store: &mut Store<InstanceState>) -> wasmtime::Result<Instance> {
+        let instance = self.pre.instantiate_async(&mut *store).await?;
+        if let Some(init) = &self.init {
+            init.run(&mut *store, &instance).await?;
+        }
+        Ok(instance)
+    }
+
     /// True once any instance initialized successfully.
     pub fn is_ready(&self) -> bool {
         self.readiness.initialized.load(Relaxed)
@@ -138,10 +203,12 @@ impl InstanceManager {
     }
 
     /// Records a failed instantiation (a trapping start function, an
-    /// exhausted pool): logged with the guest's message and kept for the
-    /// readiness endpoint.
+    /// `init` that returned an error, an exhausted pool): logged with the
+    /// guest's message and kept for the readiness endpoint.
     pub fn instantiation_failed(&self, id: InstanceId, error: &wasmtime::Error) {
-        let message = format!("{error:?}");
+        // The cause chain (the guest's message, a trap's wasm backtrace),
+        // without a host backtrace: `RUST_BACKTRACE` would put one in `{:?}`.
+        let message = format!("{error:#}");
         tracing::error!(instance = id, "instantiation failed: {message}");
         self.metrics.instantiation_failures.fetch_add(1, Relaxed);
         *self.readiness.last_failure.lock().unwrap() = Some(message);

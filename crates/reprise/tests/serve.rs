@@ -5,7 +5,7 @@ mod support;
 
 use reprise_test_programs::*;
 use std::collections::HashSet;
-use support::{Server, run};
+use support::{Server, metric, run};
 
 #[test]
 fn bundled_example_is_served_without_arguments() {
@@ -196,13 +196,6 @@ fn tempdir() -> std::path::PathBuf {
     dir
 }
 
-/// The value of an unlabeled metric in a Prometheus text exposition.
-fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
-}
-
 #[test]
 fn prewarmed_instances_serve_the_first_requests() {
     let server = Server::start(&[
@@ -224,7 +217,10 @@ fn prewarmed_instances_serve_the_first_requests() {
     assert_eq!(warm, 2, "the warm set never filled");
     assert_eq!(server.admin_get("/ready").status, 200);
     let first = server.get("/");
-    assert_eq!(first.body, "ready\n");
+    assert_eq!(
+        first.body,
+        "initialized before the first request; init ran 1 time(s); request 1\n"
+    );
     // Served by one of the two instances created before any traffic.
     assert!(first.instance.unwrap() <= 2, "{:?}", first.instance);
     assert_eq!(server.admin_get("/live").status, 200);

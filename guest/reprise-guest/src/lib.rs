@@ -1,5 +1,13 @@
 //! Guest-side support for Reprise: declare how a component wants its
-//! instances to be reused, in Rust source.
+//! instances to be reused, and build per-instance state once, in Rust source.
+//!
+//! # Per-instance state
+//!
+//! Implement [`State`] for what an instance should build once (a client, a parsed
+//! configuration), register it with [`export_state!`], and reach it from any export with
+//! [`with_state`]. The macro exports the `reprise:init/init` interface (`wit/init.wit`), so a
+//! host that knows it builds the state before the first call, during pre-warming when enabled;
+//! on other hosts the first call builds it. See [`State`] for an example.
 //!
 //! # The instance reuse hint
 //!
@@ -49,6 +57,14 @@
 //! ```
 
 #![no_std]
+
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+mod state;
+
+pub use state::{ExportedState, Slot, State, with_state};
 
 /// Declares this component's instance reuse hint (see the [crate docs](crate)).
 ///
@@ -114,9 +130,12 @@ macro_rules! __emit_hint {
     };
 }
 
-/// Compile-time construction of the payload; used by the macros only.
+/// What the macros expand to: compile-time construction of the hint payload, and the
+/// `reprise:init` export. Not part of the API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::state::{InitExport, bindings};
+
     /// Longer than any payload: `v1 reuse max-calls=4294967295 max-concurrency=4294967295`.
     const MAX_LEN: usize = 64;
 

@@ -31,7 +31,8 @@ use wasmtime::component::GuestTaskId;
 use wasmtime::{Store, StoreContextMut};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::handler::{
-    HandlerState, Instance, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState, WorkerStatus,
+    HandlerState, Instance, Proxy, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState,
+    WorkerStatus,
 };
 
 /// The [`HandlerState`] of Reprise's HTTP front end. Cheap to clone: the
@@ -41,7 +42,7 @@ pub struct Dispatch(Arc<DispatchInner>);
 
 struct DispatchInner {
     manager: Arc<InstanceManager>,
-    pre: ProxyPre<InstanceState>,
+    exports: HandlerIndices,
     /// Whether the export is p3 (`wasi:http/handler`), which can run calls
     /// concurrently on one instance.
     concurrent: bool,
@@ -59,7 +60,7 @@ impl Dispatch {
         let concurrent = matches!(pre, ProxyPre::P3(_));
         Self(Arc::new(DispatchInner {
             manager,
-            pre,
+            exports: HandlerIndices::new(&pre),
             concurrent,
             warm: Mutex::default(),
             prewarm,
@@ -107,21 +108,19 @@ impl Dispatch {
         Some(instance)
     }
 
-    /// Instantiates a new instance through the manager, running its start
-    /// functions under the instantiation deadline.
+    /// Creates and initializes a new instance through the manager (start
+    /// functions, then the component's `reprise:init` export if any), and
+    /// loads its HTTP handler.
     async fn create(&self) -> wasmtime::Result<ProxyInstance> {
         let inner = &*self.0;
-        let start = Instant::now();
         let mut store = inner.manager.new_store();
         let id = store.data().id;
-        let proxy = match inner.pre.instantiate_async(&mut store).await {
-            Ok(proxy) => proxy,
-            Err(e) => {
-                inner.manager.instantiation_failed(id, &e);
-                return Err(e);
-            }
-        };
-        inner.manager.instance_created(start.elapsed());
+        let proxy = inner
+            .manager
+            .instantiate(&mut store, |store, instance| {
+                inner.exports.load(store, instance)
+            })
+            .await?;
         let lifecycle = Arc::new(Lifecycle {
             id,
             created: Instant::now(),
@@ -147,6 +146,44 @@ impl Dispatch {
                 lifecycle,
                 concurrent: inner.concurrent,
             },
+        })
+    }
+}
+
+/// Where the HTTP handler sits in every instance of the component. The
+/// generated `ProxyPre`/`ServicePre` keep theirs private and instantiate
+/// without a hook for `init`, so Dispatch instantiates itself and keeps its
+/// own copy, computed once rather than looked up by name per instance.
+enum HandlerIndices {
+    P2(wasmtime_wasi_http::p2::bindings::ProxyIndices),
+    P3(wasmtime_wasi_http::p3::bindings::ServiceIndices),
+}
+
+impl HandlerIndices {
+    fn new(pre: &ProxyPre<InstanceState>) -> Self {
+        // `pre` was built from the same `InstancePre` by the same lookups,
+        // so they cannot fail here.
+        const FOUND: &str = "ProxyPre found the handler export";
+        match pre {
+            ProxyPre::P2(pre) => Self::P2(
+                wasmtime_wasi_http::p2::bindings::ProxyIndices::new(pre.instance_pre())
+                    .expect(FOUND),
+            ),
+            ProxyPre::P3(pre) => Self::P3(
+                wasmtime_wasi_http::p3::bindings::ServiceIndices::new(pre.instance_pre())
+                    .expect(FOUND),
+            ),
+        }
+    }
+
+    fn load(
+        &self,
+        store: &mut Store<InstanceState>,
+        instance: &wasmtime::component::Instance,
+    ) -> wasmtime::Result<Proxy> {
+        Ok(match self {
+            Self::P2(indices) => Proxy::P2(indices.load(store, instance)?),
+            Self::P3(indices) => Proxy::P3(indices.load(store, instance)?),
         })
     }
 }

@@ -166,3 +166,10 @@ pub struct Response {
     pub instance: Option<u64>,
     pub headers: ureq::http::HeaderMap,
 }
+
+/// The value of an unlabeled metric in a Prometheus text exposition.
+pub fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
+}
