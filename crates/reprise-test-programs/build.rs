@@ -64,7 +64,7 @@ fn main() {
             "the guest build did not produce {}",
             wasm.display()
         );
-        for line in module_docs(&guest_dir.join("fixtures").join(name).join("src/lib.rs")) {
+        for line in module_docs(&guest_dir.join("fixtures").join(name)) {
             writeln!(code, "///{line}").unwrap();
         }
         writeln!(
@@ -196,9 +196,11 @@ fn const_name(fixture: &str) -> String {
     fixture.replace('-', "_").to_uppercase()
 }
 
-/// The `//!` lines opening a fixture's `lib.rs` (its behaviour contract), without the `//!`.
-fn module_docs(lib_rs: &Path) -> Vec<String> {
-    fs::read_to_string(lib_rs)
+/// The `//!` lines opening a fixture's `lib.rs`, or `main.rs` for a command (its behaviour
+/// contract), without the `//!`.
+fn module_docs(fixture_dir: &Path) -> Vec<String> {
+    fs::read_to_string(fixture_dir.join("src/lib.rs"))
+        .or_else(|_| fs::read_to_string(fixture_dir.join("src/main.rs")))
         .unwrap_or_default()
         .lines()
         .map_while(|line| line.strip_prefix("//!"))

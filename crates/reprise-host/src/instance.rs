@@ -6,7 +6,9 @@
 //! calls, exactly as the guest keeps its linear memory.
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -20,16 +22,72 @@ pub struct InstanceState {
     table: ResourceTable,
     wasi: WasiCtx,
     http: WasiHttpCtx,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: MemoryTracker,
+}
+
+/// The store's resource limiter: enforces the operator's caps and keeps a
+/// running total of the instance's linear memory, which the reuse policy's
+/// memory ceiling and `reprise check`'s leak trend read without touching the
+/// store.
+pub(crate) struct MemoryTracker {
+    limits: StoreLimits,
+    bytes: Arc<AtomicU64>,
+}
+
+impl ResourceLimiter for MemoryTracker {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        if allowed {
+            let grown = u64::try_from(desired.saturating_sub(current)).unwrap_or(u64::MAX);
+            self.bytes.fetch_add(grown, Relaxed);
+        }
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
 }
 
 impl InstanceState {
-    /// State for instance `id`, its memory capped at `max_memory` bytes.
+    /// State for instance `id`, its memory capped at `max_memory` bytes, its
+    /// WASI command line `args` (argv, program name first; empty for
+    /// components that are not commands).
     ///
     /// A failed `memory.grow` traps instead of returning -1: most guest
     /// allocators abort on allocation failure anyway, and a trap names the
     /// cause where an abort does not.
-    pub fn new(id: InstanceId, max_memory: Option<u64>) -> Self {
+    pub fn new(id: InstanceId, max_memory: Option<u64>, args: &[String]) -> Self {
         let mut limits = StoreLimitsBuilder::new().trap_on_grow_failure(true);
         if let Some(max) = max_memory {
             limits = limits.memory_size(usize::try_from(max).unwrap_or(usize::MAX));
@@ -37,14 +95,25 @@ impl InstanceState {
         let wasi = WasiCtxBuilder::new()
             .inherit_stdout()
             .inherit_stderr()
+            .args(args)
             .build();
         Self {
             id,
             table: ResourceTable::new(),
             wasi,
             http: WasiHttpCtx::new(),
-            limits: limits.build(),
+            limits: MemoryTracker {
+                limits: limits.build(),
+                bytes: Arc::default(),
+            },
         }
+    }
+}
+
+impl InstanceState {
+    /// A live view of the instance's total linear memory, in bytes.
+    pub fn memory_bytes(&self) -> Arc<AtomicU64> {
+        self.limits.bytes.clone()
     }
 }
 

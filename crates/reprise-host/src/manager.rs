@@ -39,6 +39,8 @@ pub struct InstanceManager {
     next_id: AtomicU64,
     metrics: Arc<Metrics>,
     readiness: Readiness,
+    /// The WASI command line every instance sees (`reprise run`'s ARGS).
+    guest_args: Vec<String>,
 }
 
 /// How long past the instantiation deadline initialization may take before
@@ -83,7 +85,15 @@ impl InstanceManager {
             next_id: AtomicU64::new(1),
             metrics: Arc::default(),
             readiness: Readiness::default(),
+            guest_args: Vec::new(),
         })
+    }
+
+    /// Gives every instance this WASI command line (argv, program name
+    /// first), as a command expects from the shell that starts it.
+    pub fn with_guest_args(mut self, args: Vec<String>) -> Self {
+        self.guest_args = args;
+        self
     }
 
     pub fn engine(&self) -> &EngineHandle {
@@ -121,7 +131,7 @@ impl InstanceManager {
         let id: InstanceId = self.next_id.fetch_add(1, Relaxed);
         let mut store = Store::new(
             &self.engine.engine,
-            InstanceState::new(id, self.limits.max_memory),
+            InstanceState::new(id, self.limits.max_memory, &self.guest_args),
         );
         store.limiter(|state| &mut state.limits);
         if self.limits.timeout.is_some() {

@@ -22,6 +22,9 @@ pub enum Retirement {
     Trap,
     /// A call ran past its deadline.
     Timeout,
+    /// The guest called `wasi:cli/exit`, which ends its instance: a command's
+    /// normal way to finish with an exit code.
+    Exit,
     /// The testing mode retired it on purpose.
     Chaos,
     /// The server is shutting down.
@@ -29,13 +32,14 @@ pub enum Retirement {
 }
 
 impl Retirement {
-    pub const ALL: [Retirement; 8] = [
+    pub const ALL: [Retirement; 9] = [
         Retirement::MaxCalls,
         Retirement::Idle,
         Retirement::Age,
         Retirement::Memory,
         Retirement::Trap,
         Retirement::Timeout,
+        Retirement::Exit,
         Retirement::Chaos,
         Retirement::Shutdown,
     ];
@@ -49,6 +53,7 @@ impl Retirement {
             Retirement::Memory => "memory",
             Retirement::Trap => "trap",
             Retirement::Timeout => "timeout",
+            Retirement::Exit => "exit",
             Retirement::Chaos => "chaos",
             Retirement::Shutdown => "shutdown",
         }

@@ -234,6 +234,24 @@ pub fn resolve(choice: PolicyChoice, hint: Option<&ReuseHint>, flags: &ReuseFlag
     }
 }
 
+impl Resolution {
+    /// The policy under the testing mode: instances are reused even when
+    /// the component is unhinted or declares `fresh`, because the component
+    /// model allows it and production hosts do it; `respect_hint` keeps a
+    /// fresh policy fresh instead.
+    pub fn under_chaos(mut self, respect_hint: bool) -> Self {
+        if self.policy == Policy::Fresh && !respect_hint {
+            self.notes.push(
+                "chaos: reusing instances although the policy is fresh, as other hosts may; \
+                 pass --chaos-respect-hint to keep every call fresh"
+                    .to_string(),
+            );
+            self.policy = Policy::Reuse(ReuseBounds::default());
+        }
+        self
+    }
+}
+
 /// The smaller of two optional limits, where `None` means unlimited.
 fn min_some<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
     match (a, b) {
@@ -420,5 +438,14 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn chaos_reuses_fresh_components_unless_told_not_to() {
+        let fresh = resolve(PolicyChoice::Auto, None, &ReuseFlags::default());
+        let chaos = fresh.clone().under_chaos(false);
+        assert!(matches!(chaos.policy, Policy::Reuse(_)));
+        assert!(chaos.notes[0].contains("--chaos-respect-hint"));
+        assert_eq!(fresh.clone().under_chaos(true), fresh);
     }
 }

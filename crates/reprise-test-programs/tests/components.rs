@@ -41,13 +41,16 @@ fn summarize(path: &str) -> Summary {
 }
 
 #[test]
-fn fixtures_export_the_http_handler_of_their_wasi_version() {
+fn fixtures_export_what_their_front_end_calls() {
     for (name, path) in reprise_test_programs::ALL {
         let exports = summarize(path).exports;
-        let expected = if name.ends_with("-p3") {
-            "wasi:http/handler@0.3."
-        } else {
-            "wasi:http/incoming-handler@0.2."
+        let expected = match *name {
+            // `reprise run` and `reprise call` fixtures.
+            "command" => "wasi:cli/run@0.2.",
+            "call-counter" => "reprise:test/counter",
+            "values" => "describe",
+            _ if name.ends_with("-p3") => "wasi:http/handler@0.3.",
+            _ => "wasi:http/incoming-handler@0.2.",
         };
         assert!(
             exports.iter().any(|export| export.starts_with(expected)),

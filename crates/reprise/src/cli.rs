@@ -22,14 +22,22 @@ pub struct Cli {
 pub enum Command {
     /// Serve a wasi:http component (p2 or p3) over HTTP.
     Serve(ServeArgs),
+    /// Run a command (a component exporting wasi:cli/run), N times.
+    Run(RunArgs),
+    /// Call any exported function with WAVE arguments, N times; print each
+    /// result in WAVE, one per line.
+    Call(CallArgs),
     /// Read, write or clear a component's instance reuse hint.
     #[command(subcommand)]
     Hint(HintCommand),
+    /// Run a script of HTTP requests fresh, reused and under chaos, and
+    /// report whether the component behaves the same (exit 0 only if so).
+    Check(CheckArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum PolicyArg {
-    /// A new instance for every request.
+    /// A new instance for every call.
     Fresh,
     /// Reuse instances, within the flags' and the component's bounds.
     Reuse,
@@ -55,6 +63,48 @@ pub struct ServeArgs {
     #[arg(long)]
     pub expose_instance_id: bool,
 
+    #[command(flatten)]
+    pub instances: InstanceArgs,
+
+    /// Never let one instance serve requests with different values of this
+    /// key (`header:NAME`); requests without it get a fresh instance each.
+    #[arg(long, value_name = "header:NAME")]
+    pub isolate_by: Option<reprise_host::http::IsolateBy>,
+
+    /// Testing mode: before each request, retire the chosen instance with
+    /// probability P (default 0.25, floor 0.1); keep two instances and pick
+    /// one at random; reuse even unhinted or `fresh` components; perturb
+    /// body chunking, I/O timing and admission order.
+    #[arg(long, value_name = "P", num_args = 0..=1, require_equals = true, default_missing_value = "0.25")]
+    pub chaos: Option<f64>,
+
+    /// Seed of every chaos decision; the same seed and the same serial
+    /// requests replay the same decisions. Random (and printed) when unset.
+    #[arg(long, requires = "chaos")]
+    pub seed: Option<u64>,
+
+    /// Under chaos, still honor a `fresh` hint (or no hint) instead of
+    /// reusing instances anyway.
+    #[arg(long, requires = "chaos")]
+    pub chaos_respect_hint: bool,
+
+    /// Under reuse: concurrent requests one p3 instance accepts (p2: always 1).
+    #[arg(long)]
+    pub max_concurrency: Option<NonZeroU32>,
+
+    /// Under reuse: retire an instance idle this long (e.g. `1s`).
+    #[arg(long, value_parser = crate::units::duration)]
+    pub idle_timeout: Option<Duration>,
+
+    /// Open connections served at once; more wait in the listen backlog.
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
+}
+
+/// How instances are created, reused and limited: the same flags, with the
+/// same meaning, for every command that runs a component.
+#[derive(Args)]
+pub struct InstanceArgs {
     /// When instances are reused: `auto` follows the component's reuse hint.
     #[arg(long, value_enum, default_value = "auto")]
     pub policy: PolicyArg,
@@ -67,31 +117,87 @@ pub struct ServeArgs {
     #[arg(long)]
     pub max_calls: Option<NonZeroU64>,
 
-    /// Under reuse: concurrent requests one p3 instance accepts (p2: always 1).
-    #[arg(long)]
-    pub max_concurrency: Option<NonZeroU32>,
-
-    /// Under reuse: retire an instance idle this long (e.g. `1s`).
-    #[arg(long, value_parser = crate::units::duration)]
-    pub idle_timeout: Option<Duration>,
-
     /// Under reuse: retire an instance this long after it was created.
     #[arg(long, value_parser = crate::units::duration)]
     pub max_age: Option<Duration>,
 
-    /// Per-request time limit (e.g. `5s`); an overdue request gets 504 and its
-    /// instance is discarded.
+    /// Per-call time limit (e.g. `5s`); an overdue call is stopped (serve:
+    /// 504) and its instance discarded.
     #[arg(long, value_parser = crate::units::duration)]
     pub timeout: Option<Duration>,
 
     /// Linear memory cap per instance (e.g. `64MiB`); growing past it traps
-    /// the request (500) and discards the instance.
+    /// the call (serve: 500) and discards the instance.
     #[arg(long, value_parser = crate::units::size)]
     pub max_memory: Option<u64>,
+}
 
-    /// Open connections served at once; more wait in the listen backlog.
-    #[arg(long, default_value_t = 1024)]
-    pub max_connections: usize,
+#[derive(Args)]
+pub struct RunArgs {
+    /// The command component (exports wasi:cli/run).
+    pub component: PathBuf,
+
+    /// Arguments for the command (its argv after the program name); put
+    /// ones that start with `-` after `--`.
+    pub args: Vec<String>,
+
+    /// Run this many times, each on the current or a new instance as the
+    /// policy decides.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub repeat: u64,
+
+    #[command(flatten)]
+    pub instances: InstanceArgs,
+}
+
+#[derive(Args)]
+pub struct CallArgs {
+    /// The component.
+    pub component: PathBuf,
+
+    /// The call, in WAVE: `name(arg, ...)`, e.g. `add(1, 2)` or
+    /// `my:pkg/iface#f({x: 1}, "text")`.
+    pub call: String,
+
+    /// Call this many times, each on the current or a new instance as the
+    /// policy decides.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub repeat: u64,
+
+    #[command(flatten)]
+    pub instances: InstanceArgs,
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// The wasi:http component to check.
+    pub component: PathBuf,
+
+    /// Requests to send, one per line: `METHOD /PATH [BODY]` (`#` starts a
+    /// comment). Default: twelve `GET /`.
+    #[arg(long)]
+    pub script: Option<PathBuf>,
+
+    /// Chaos runs to make, each with its own seed.
+    #[arg(long, default_value_t = 3)]
+    pub seeds: u64,
+
+    /// First chaos seed (the others follow it); random and printed if unset.
+    #[arg(long)]
+    pub seed: Option<u64>,
+
+    /// Per-call time limit, so a hanging call fails the check instead of
+    /// hanging it.
+    #[arg(long, value_parser = crate::units::duration, default_value = "10s")]
+    pub timeout: Duration,
+
+    /// Linear memory cap per instance.
+    #[arg(long, value_parser = crate::units::size, default_value = "1GiB")]
+    pub max_memory: u64,
+
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand)]

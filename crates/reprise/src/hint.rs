@@ -1,4 +1,5 @@
-//! `reprise hint show|set|clear`, and the hint reading `serve` does at start.
+//! `reprise hint show|set|clear`, and the hint reading every command that
+//! runs a component does at start.
 
 use crate::cli::HintCommand;
 use anyhow::Context as _;
@@ -57,11 +58,12 @@ fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// The effective hint `serve` applies. A bad hint never stops a component
-/// from being served: it is reported and the host default applies, since
-/// the hint is advisory. Files that are not components are left for the
-/// loader to reject with its own message.
-pub fn effective_for_serve(bytes: &[u8], source: &Source) -> Option<ReuseHint> {
+/// The effective hint a command that runs a component (`serve`, `run`,
+/// `call`) applies. A bad hint never stops a component from running: it is
+/// reported and the host default applies, since the hint is advisory. Files
+/// that are not components are left for the loader to reject with its own
+/// message.
+pub fn effective_hint(bytes: &[u8], source: &Source) -> Option<ReuseHint> {
     if !matches!(classify(bytes, &source.to_string()), Ok(BinaryKind::Component)) {
         return None;
     }

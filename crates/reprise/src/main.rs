@@ -4,8 +4,12 @@
 //! library's typed settings, and calls the library; all errors reach `main`,
 //! which prints them as one `error: …` line and exits non-zero.
 
+mod call;
+mod check;
 mod cli;
 mod hint;
+mod instances;
+mod run;
 mod serve;
 mod units;
 
@@ -18,7 +22,10 @@ fn main() -> ExitCode {
     init_tracing();
     let result = match cli.command {
         cli::Command::Serve(args) => serve::run(args),
+        cli::Command::Run(args) => run::run(args),
+        cli::Command::Call(args) => call::run(args),
         cli::Command::Hint(args) => hint::run(args),
+        cli::Command::Check(args) => check::run(args),
     };
     match result {
         Ok(code) => code,

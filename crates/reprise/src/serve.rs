@@ -1,14 +1,14 @@
 //! `reprise serve`: wire the engine, the instance manager and the HTTP front
 //! end together, then serve until SIGINT/SIGTERM.
 
-use crate::cli::{PolicyArg, ServeArgs};
+use crate::cli::ServeArgs;
+use crate::instances::{prepare, runtime};
 use anyhow::Context as _;
 use reprise_host::admin::serve_admin;
-use reprise_host::component::{self, Source};
-use reprise_host::engine::{EngineHandle, EngineOptions};
-use reprise_host::http::{HttpFrontEnd, ServeOptions, serve};
-use reprise_host::manager::{InstanceLimits, InstanceManager};
-use reprise_host::policy::{self, Policy, PolicyChoice, ReuseFlags};
+use reprise_host::component::Source;
+use reprise_host::chaos::{Chaos, ChaosConfig};
+use reprise_host::http::{HttpFrontEnd, Routing, ServeOptions, serve};
+use reprise_host::policy::ReuseFlags;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -22,39 +22,38 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             bytes: reprise_test_programs::EXAMPLE_BYTES,
         },
     };
-    let bytes = component::read(&source)?;
-    let hint = crate::hint::effective_for_serve(&bytes, &source);
-
-    let resolution = policy::resolve(policy_choice(args.policy), hint.as_ref(), &reuse_flags(&args));
-    for note in &resolution.notes {
-        tracing::warn!("{note}");
-    }
-    match &resolution.policy {
-        Policy::Fresh => tracing::info!("policy: a fresh instance per request"),
-        Policy::Reuse(bounds) => tracing::info!("policy: reuse ({bounds})"),
-    }
-
-    let engine_options = EngineOptions {
-        max_memory: args.max_memory,
-        interruptible: args.timeout.is_some(),
-        ..EngineOptions::default()
+    let flags = ReuseFlags {
+        max_concurrency: args.max_concurrency,
+        idle_timeout: args.idle_timeout,
+        ..args.instances.reuse_flags()
     };
-    let engine = EngineHandle::new(&engine_options)?;
-    tracing::debug!(allocator = ?engine.allocator, "engine ready");
-    let compiled = component::compile(&engine.engine, &bytes, &source)?;
-    let limits = InstanceLimits {
-        max_memory: args.max_memory,
-        timeout: args.timeout,
+    let mut prepared = prepare(source.clone(), &args.instances, &flags)?;
+
+    let chaos = args
+        .chaos
+        .map(|p| ChaosConfig::new(Some(p), args.seed, args.chaos_respect_hint))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    if let Some(chaos) = &chaos {
+        eprintln!("chaos seed: {}", chaos.seed);
+        prepared.resolution = prepared.resolution.under_chaos(chaos.respect_hint);
+    }
+    let manager = Arc::new(prepared.into_manager(&args.instances)?);
+    let routing = match (chaos, args.isolate_by) {
+        (Some(_), Some(_)) => anyhow::bail!("--chaos and --isolate-by cannot be combined yet"),
+        (Some(chaos), None) => Routing::Chaos(Arc::new(Chaos::new(chaos))),
+        (None, Some(key)) => Routing::Isolated(key),
+        (None, None) => Routing::Shared,
     };
-    let manager = Arc::new(InstanceManager::new(engine, compiled, limits, resolution.policy)?);
-    let front = Arc::new(HttpFrontEnd::new(manager.clone(), args.expose_instance_id, args.prewarm)?);
+    let front = Arc::new(HttpFrontEnd::new(
+        manager.clone(),
+        routing,
+        args.expose_instance_id,
+        args.instances.prewarm,
+    )?);
     tracing::info!("serving {source}, which exports {}", front.flavor());
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    runtime()?.block_on(async move {
         let listener = TcpListener::bind(args.addr)
             .await
             .with_context(|| format!("cannot listen on {}", args.addr))?;
@@ -92,24 +91,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         serve(listener, front, options, wait_for(stop_rx)).await
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn policy_choice(arg: PolicyArg) -> PolicyChoice {
-    match arg {
-        PolicyArg::Fresh => PolicyChoice::Fresh,
-        PolicyArg::Reuse => PolicyChoice::Reuse,
-        PolicyArg::Auto => PolicyChoice::Auto,
-    }
-}
-
-fn reuse_flags(args: &ServeArgs) -> ReuseFlags {
-    ReuseFlags {
-        max_calls: args.max_calls,
-        max_concurrency: args.max_concurrency,
-        idle_timeout: args.idle_timeout,
-        max_age: args.max_age,
-        memory_ceiling: None,
-    }
 }
 
 /// Resolves once the watched flag turns true.

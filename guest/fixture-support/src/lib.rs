@@ -17,13 +17,18 @@ pub fn path(request: &IncomingRequest) -> String {
 
 /// Answers 200 with `content-type: text/plain` and `body`.
 pub fn respond(out: ResponseOutparam, body: &str) {
+    respond_bytes(out, body.as_bytes());
+}
+
+/// Answers 200 with `content-type: text/plain` and the raw `body`.
+pub fn respond_bytes(out: ResponseOutparam, body: &[u8]) {
     let headers = Fields::from_list(&[("content-type".to_owned(), b"text/plain".to_vec())])
         .expect("valid header");
     let response = OutgoingResponse::new(headers);
     let outgoing_body = response.body().expect("body taken once");
     ResponseOutparam::set(out, Ok(response));
     let mut stream = outgoing_body.write().expect("stream taken once");
-    stream.write_all(body.as_bytes()).expect("write body");
+    stream.write_all(body).expect("write body");
     stream.flush().expect("flush body");
     drop(stream);
     OutgoingBody::finish(outgoing_body, None).expect("finish body");

@@ -18,12 +18,12 @@
 use crate::instance::{InstanceId, InstanceState};
 use crate::manager::InstanceManager;
 use crate::metrics::Retirement;
-use crate::policy::{Admit, InstanceStats};
+use crate::policy::{Admit, InstanceStats, Policy};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -51,12 +51,23 @@ struct DispatchInner {
     warm: Mutex<VecDeque<ProxyInstance>>,
     /// How many warm instances to keep ready.
     prewarm: usize,
+    /// The policy this set of instances follows. Usually the manager's; an
+    /// isolation front end runs unkeyed requests fresh, chaos reuses.
+    policy: Policy,
+    /// Every instance created here that may still be alive, so the testing
+    /// mode can retire them on purpose.
+    live: Mutex<Vec<Weak<Lifecycle>>>,
 }
 
 type ProxyInstance = Instance<InstanceState, Expiration, Worker>;
 
 impl Dispatch {
-    pub fn new(manager: Arc<InstanceManager>, pre: ProxyPre<InstanceState>, prewarm: usize) -> Self {
+    pub fn new(
+        manager: Arc<InstanceManager>,
+        pre: ProxyPre<InstanceState>,
+        prewarm: usize,
+        policy: Policy,
+    ) -> Self {
         let concurrent = matches!(pre, ProxyPre::P3(_));
         Self(Arc::new(DispatchInner {
             manager,
@@ -64,11 +75,25 @@ impl Dispatch {
             concurrent,
             warm: Mutex::default(),
             prewarm,
+            policy,
+            live: Mutex::default(),
         }))
     }
 
-    pub fn manager(&self) -> &Arc<InstanceManager> {
-        &self.0.manager
+    /// Retires every instance of this set that has served a call, once its
+    /// calls finish, so the next call gets a never-used one. Parked warm
+    /// instances are never used, so they stay.
+    pub fn retire_live(&self, reason: Retirement) {
+        self.0.live.lock().unwrap().retain(|lifecycle| {
+            let Some(lifecycle) = lifecycle.upgrade() else {
+                return false;
+            };
+            let used = lifecycle.accepted.load(Relaxed) > 0;
+            if used {
+                lifecycle.retire(reason);
+            }
+            !used
+        });
     }
 
     /// Creates one instance ahead of traffic and parks it in the warm set,
@@ -99,13 +124,23 @@ impl Dispatch {
         self.0.manager.metrics().warm_instances.fetch_add(1, Relaxed);
     }
 
+    /// A parked instance that may still take calls. One the policy would
+    /// refuse (it outlived `--max-age` while parked) is discarded here: a
+    /// worker that refuses its very first request would strand it.
     fn take_warm(&self) -> Option<ProxyInstance> {
-        let instance = self.0.warm.lock().unwrap().pop_front()?;
-        self.0.manager.metrics().warm_instances.fetch_sub(1, Relaxed);
-        if self.0.prewarm > 0 {
-            tokio::spawn(self.clone().refill());
+        loop {
+            let instance = self.0.warm.lock().unwrap().pop_front()?;
+            self.0.manager.metrics().warm_instances.fetch_sub(1, Relaxed);
+            if self.0.prewarm > 0 {
+                tokio::spawn(self.clone().refill());
+            }
+            if let ShouldAccept::Never = instance.state.should_accept_request(0, 0) {
+                let Instance { store, state, .. } = instance;
+                WorkerState::drop(&state, store, Ok(()));
+                continue;
+            }
+            return Some(instance);
         }
-        Some(instance)
     }
 
     /// Creates and initializes a new instance through the manager (start
@@ -128,8 +163,10 @@ impl Dispatch {
             accepted: AtomicU64::new(0),
             failure: OnceLock::new(),
             failed: Notify::new(),
+            memory: store.data().memory_bytes(),
         });
-        let policy = inner.manager.policy();
+        inner.live.lock().unwrap().push(Arc::downgrade(&lifecycle));
+        let policy = &inner.policy;
         Ok(Instance {
             store,
             proxy,
@@ -145,6 +182,7 @@ impl Dispatch {
                 manager: inner.manager.clone(),
                 lifecycle,
                 concurrent: inner.concurrent,
+                policy: inner.policy.clone(),
             },
         })
     }
@@ -197,6 +235,11 @@ pub struct CallTicket {
 }
 
 impl CallTicket {
+    /// The linear memory of the instance that took the call, in bytes.
+    pub fn memory_bytes(&self) -> Option<u64> {
+        self.instance.get().map(|l| l.memory.load(Relaxed))
+    }
+
     /// The instance that took the call, if one did.
     pub fn instance_id(&self) -> Option<InstanceId> {
         self.instance.get().map(|l| l.id)
@@ -243,6 +286,8 @@ struct Lifecycle {
     /// an error; `failed` wakes callers waiting for it.
     failure: OnceLock<Retirement>,
     failed: Notify,
+    /// The instance's linear memory in bytes, kept current by its store.
+    memory: Arc<AtomicU64>,
 }
 
 impl Lifecycle {
@@ -281,6 +326,7 @@ pub struct Worker {
     manager: Arc<InstanceManager>,
     lifecycle: Arc<Lifecycle>,
     concurrent: bool,
+    policy: Policy,
 }
 
 impl HandlerState for Dispatch {
@@ -308,10 +354,10 @@ impl WorkerState for Worker {
             served: total_count as u64,
             in_flight: u32::try_from(concurrent_count).unwrap_or(u32::MAX),
             age: self.lifecycle.created.elapsed(),
-            memory: 0,
+            memory: self.lifecycle.memory.load(Relaxed),
             concurrent: self.concurrent,
         };
-        match self.manager.policy().admit(&stats) {
+        match self.policy.admit(&stats) {
             Admit::Yes => ShouldAccept::Yes,
             Admit::NotNow => ShouldAccept::No,
             Admit::Retire(reason) => {

@@ -1,16 +1,21 @@
 //! The HTTP front end: `wasi:http` proxy components behind a hyper server.
 
 mod dispatch;
+mod perturb;
+mod route;
 mod server;
 
 pub use dispatch::classify_failure;
+pub use route::{IsolateBy, Routing};
 pub use server::{ServeOptions, serve};
 
-use crate::instance::InstanceState;
+use crate::instance::{InstanceId, InstanceState};
 use crate::manager::InstanceManager;
 use crate::metrics::Retirement;
 use bytes::Bytes;
-use dispatch::{CallTicket, Dispatch};
+use dispatch::CallTicket;
+use perturb::Perturbed;
+use route::Router;
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use std::sync::Arc;
@@ -18,7 +23,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 use wasmtime::component::types::ComponentItem;
 use wasmtime_wasi_http::WasiBody;
-use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
+use wasmtime_wasi_http::handler::ProxyPre;
 
 /// The response header naming the instance that served a request.
 pub const INSTANCE_HEADER: &str = "x-reprise-instance";
@@ -78,22 +83,26 @@ pub fn proxy_pre(
 
 /// Turns HTTP requests into export calls on managed instances.
 pub struct HttpFrontEnd {
-    handler: ProxyHandler<Dispatch>,
+    manager: Arc<InstanceManager>,
+    router: Router,
     flavor: HttpFlavor,
     expose_instance_id: bool,
 }
 
 impl HttpFrontEnd {
     /// Prepares the HTTP export of `manager`'s component; `prewarm` instances
-    /// are kept initialized and unused, ready for the next requests.
+    /// are kept initialized and unused, ready for the next requests, and
+    /// `routing` says which instances a request may land on.
     pub fn new(
         manager: Arc<InstanceManager>,
+        routing: Routing,
         expose_instance_id: bool,
         prewarm: usize,
     ) -> anyhow::Result<Self> {
         let (pre, flavor) = proxy_pre(&manager)?;
         Ok(Self {
-            handler: ProxyHandler::new(Dispatch::new(manager, pre, prewarm)),
+            router: Router::new(manager.clone(), pre, routing, prewarm),
+            manager,
             flavor,
             expose_instance_id,
         })
@@ -104,55 +113,81 @@ impl HttpFrontEnd {
     }
 
     pub fn manager(&self) -> &Arc<InstanceManager> {
-        self.handler.state().manager()
+        &self.manager
     }
 
-    /// Creates the first instance before traffic arrives (see
-    /// [`Dispatch::warm_up`]); readiness turns on when it succeeds.
+    /// Creates instances before traffic arrives, at least one per instance
+    /// set that serves requests from the start; readiness turns on when one
+    /// succeeds.
     pub async fn warm_up(&self) -> anyhow::Result<()> {
-        self.handler.state().warm_up().await.map_err(anyhow::Error::from)
+        for set in self.router.warm_sets() {
+            set.state().warm_up().await?;
+        }
+        Ok(())
     }
 
     /// Serves one request. Never fails: guest failures become 5xx responses
     /// and the instance that failed is retired.
     pub async fn handle(&self, request: http::Request<WasiBody>) -> Response<WasiBody> {
+        self.call(request).await.response
+    }
+
+    /// Serves one request and says which instance served it and how much
+    /// linear memory that instance held afterwards.
+    pub async fn call(&self, request: http::Request<WasiBody>) -> Served {
         let ticket = Arc::new(CallTicket::default());
         let start = Instant::now();
-        let metrics = self.manager().metrics().clone();
-        match self.handler.handle(ticket.clone(), request).await {
+        let metrics = self.manager.metrics().clone();
+        let route = self.router.route(&request);
+        let mut request = request;
+        if let Some(decision) = &route.decision {
+            tokio::time::sleep(decision.admit_delay).await;
+            request = request.map(|body| Perturbed::new(body, decision.io_seed).boxed_unsync());
+        }
+        let mut response = match route.handler.handle(ticket.clone(), request).await {
             Ok(mut response) => {
-                metrics.call_latency.observe(start.elapsed());
-                if self.expose_instance_id
-                    && let Some(id) = ticket.instance_id()
-                {
-                    response
-                        .headers_mut()
-                        .insert(INSTANCE_HEADER, HeaderValue::from(id));
+                if let Some(decision) = &route.decision {
+                    // A different stream from the request's, same seed family.
+                    let seed = decision.io_seed.rotate_left(32);
+                    response = response.map(|body| Perturbed::new(body, seed).boxed_unsync());
                 }
+                metrics.call_latency.observe(start.elapsed());
                 response
             }
             Err(error) => {
                 let error = anyhow::Error::from(error);
                 let reason = ticket.failure(&error).await;
                 metrics.call_errors.fetch_add(1, Relaxed);
-                let instance = ticket.instance_id();
                 tracing::warn!(
-                    ?instance,
+                    instance = ?ticket.instance_id(),
                     reason = reason.as_str(),
                     "request failed: {error:#}"
                 );
-                let mut response = error_response(reason, ticket.instance_id().is_some());
-                if self.expose_instance_id
-                    && let Some(id) = instance
-                {
-                    response
-                        .headers_mut()
-                        .insert(INSTANCE_HEADER, HeaderValue::from(id));
-                }
-                response
+                error_response(reason, ticket.instance_id().is_some())
             }
+        };
+        let instance = ticket.instance_id();
+        if self.expose_instance_id
+            && let Some(id) = instance
+        {
+            response
+                .headers_mut()
+                .insert(INSTANCE_HEADER, HeaderValue::from(id));
+        }
+        Served {
+            response,
+            instance,
+            memory: ticket.memory_bytes(),
         }
     }
+}
+
+/// A served request, with what the host knows about how it was served.
+pub struct Served {
+    pub response: Response<WasiBody>,
+    pub instance: Option<InstanceId>,
+    /// Linear memory of the serving instance when the response head left.
+    pub memory: Option<u64>,
 }
 
 /// The response sent when the guest could not produce one.

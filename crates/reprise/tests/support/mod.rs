@@ -95,7 +95,10 @@ impl Server {
 
     /// GET `path` on the admin endpoint.
     pub fn admin_get(&self, path: &str) -> Response {
-        let admin = self.admin.as_ref().expect("server started with --admin-addr");
+        let admin = self
+            .admin
+            .as_ref()
+            .expect("server started with --admin-addr");
         self.request("GET", &format!("http://{admin}{path}"), &[])
     }
 
@@ -107,7 +110,12 @@ impl Server {
         let response = self
             .agent
             .run(builder.body(()).unwrap())
-            .unwrap_or_else(|e| panic!("{method} {url} failed: {e}\nserver stderr:\n{}", self.stderr()));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{method} {url} failed: {e}\nserver stderr:\n{}",
+                    self.stderr()
+                )
+            });
         let status = response.status().as_u16();
         let instance = response
             .headers()

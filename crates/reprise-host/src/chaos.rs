@@ -1,0 +1,217 @@
+//! The testing ("chaos") mode: seeded, replayable randomness that breaks a
+//! component's hidden assumptions about instance reuse and I/O timing.
+//!
+//! Every decision for the call numbered `n` is drawn from a generator seeded
+//! with `(seed, n)` alone, so the same seed and the same serial sequence of
+//! calls replay the same decisions exactly, however the async runtime
+//! happens to interleave work. Decisions are plain values ([`Decision`]),
+//! tested without I/O; the front end carries them out.
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// The lowest re-instantiation probability: below it chaos is effectively
+/// off, and components could again come to rely on reuse.
+pub const MIN_PROBABILITY: f64 = 0.1;
+
+/// The probability `--chaos` uses when none is given: high enough that a
+/// short test run sees several re-instantiations.
+pub const DEFAULT_PROBABILITY: f64 = 0.25;
+
+/// Live instances chaos keeps, so "my globals persist" assumptions fail: a
+/// call never knows which of them it lands on.
+pub const INSTANCES: usize = 2;
+
+/// Chaos settings, validated.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ChaosConfig {
+    /// Probability of retiring the chosen instance before a call.
+    pub probability: f64,
+    /// The seed every decision derives from.
+    pub seed: u64,
+    /// Keep honoring a `fresh` hint (or no hint) instead of reusing anyway.
+    pub respect_hint: bool,
+}
+
+impl ChaosConfig {
+    /// Validates `probability` (raised to [`MIN_PROBABILITY`], at most 1)
+    /// and draws a random seed when none is given.
+    pub fn new(probability: Option<f64>, seed: Option<u64>, respect_hint: bool) -> Result<Self, String> {
+        let probability = probability.unwrap_or(DEFAULT_PROBABILITY);
+        if !(0.0..=1.0).contains(&probability) {
+            return Err(format!("chaos probability must be between 0 and 1, got {probability}"));
+        }
+        Ok(Self {
+            probability: probability.max(MIN_PROBABILITY),
+            seed: seed.unwrap_or_else(rand::random),
+            respect_hint,
+        })
+    }
+}
+
+/// What chaos does around one call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// Which of the [`INSTANCES`] slots serves the call.
+    pub slot: usize,
+    /// Retire that slot's instance first, so the call gets a new one.
+    pub reinstantiate: bool,
+    /// Delay before the call is admitted, so concurrent calls arrive in a
+    /// random order.
+    pub admit_delay: Duration,
+    /// Seed for the I/O perturbation of this call's bodies.
+    pub io_seed: u64,
+}
+
+/// The seeded source of every chaos decision.
+#[derive(Debug)]
+pub struct Chaos {
+    config: ChaosConfig,
+    next_call: AtomicU64,
+}
+
+impl Chaos {
+    pub fn new(config: ChaosConfig) -> Self {
+        Self {
+            config,
+            next_call: AtomicU64::new(0),
+        }
+    }
+
+    pub fn config(&self) -> &ChaosConfig {
+        &self.config
+    }
+
+    /// The decision for the next call, in arrival order.
+    pub fn next(&self) -> Decision {
+        self.decide(self.next_call.fetch_add(1, Relaxed))
+    }
+
+    /// The decision for call number `call` (from 0); a pure function of the
+    /// seed and `call`.
+    pub fn decide(&self, call: u64) -> Decision {
+        let mut rng = call_rng(self.config.seed, call);
+        Decision {
+            slot: rng.random_range(0..INSTANCES),
+            reinstantiate: rng.random_bool(self.config.probability),
+            admit_delay: Duration::from_micros(rng.random_range(0..=2_000)),
+            io_seed: rng.random(),
+        }
+    }
+}
+
+/// A generator for one call, independent of every other call's.
+fn call_rng(seed: u64, call: u64) -> StdRng {
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    bytes[8..16].copy_from_slice(&call.to_le_bytes());
+    bytes[16..24].copy_from_slice(b"reprise!");
+    StdRng::from_seed(bytes)
+}
+
+/// How one body's bytes are delivered: re-chunked into random sizes with a
+/// random pause (or a bare yield) between chunks. Components that assume a
+/// body arrives in one piece, or that a read returns everything, break.
+#[derive(Debug)]
+pub struct BodySchedule {
+    rng: StdRng,
+    /// Upper bound of one pause; zero only yields.
+    max_pause: Duration,
+}
+
+impl BodySchedule {
+    pub fn new(seed: u64, max_pause: Duration) -> Self {
+        Self {
+            rng: StdRng::seed_from_u64(seed),
+            max_pause,
+        }
+    }
+
+    /// The size of the next chunk to deliver out of `available` bytes.
+    pub fn chunk_len(&mut self, available: usize) -> usize {
+        if available <= 1 {
+            return available;
+        }
+        // Mostly small chunks, sometimes all that is left.
+        match self.rng.random_range(0..4) {
+            0 => available,
+            _ => self.rng.random_range(1..=available.min(4096)),
+        }
+    }
+
+    /// The pause before the next chunk.
+    pub fn pause(&mut self) -> Duration {
+        if self.max_pause.is_zero() {
+            return Duration::ZERO;
+        }
+        let max = u64::try_from(self.max_pause.as_micros()).unwrap_or(u64::MAX);
+        Duration::from_micros(self.rng.random_range(0..=max))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chaos(probability: f64, seed: u64) -> Chaos {
+        Chaos::new(ChaosConfig::new(Some(probability), Some(seed), false).unwrap())
+    }
+
+    #[test]
+    fn the_same_seed_replays_the_same_decisions() {
+        let a = chaos(0.3, 42);
+        let b = chaos(0.3, 42);
+        let first: Vec<Decision> = (0..200).map(|_| a.next()).collect();
+        let second: Vec<Decision> = (0..200).map(|_| b.next()).collect();
+        assert_eq!(first, second);
+        let other: Vec<Decision> = (0..200).map(|i| chaos(0.3, 43).decide(i)).collect();
+        assert_ne!(first, other);
+    }
+
+    #[test]
+    fn decisions_depend_only_on_the_call_number() {
+        let c = chaos(0.5, 7);
+        let in_order: Vec<Decision> = (0..50).map(|i| c.decide(i)).collect();
+        let reversed: Vec<Decision> = (0..50).rev().map(|i| c.decide(i)).collect();
+        assert_eq!(in_order, reversed.into_iter().rev().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn probability_has_a_floor() {
+        assert_eq!(ChaosConfig::new(Some(0.0), Some(1), false).unwrap().probability, MIN_PROBABILITY);
+        assert_eq!(ChaosConfig::new(Some(0.5), Some(1), false).unwrap().probability, 0.5);
+        assert!(ChaosConfig::new(Some(1.5), Some(1), false).is_err());
+        assert_eq!(ChaosConfig::new(None, Some(1), false).unwrap().probability, DEFAULT_PROBABILITY);
+    }
+
+    #[test]
+    fn reinstantiation_frequency_follows_the_probability() {
+        let c = chaos(0.1, 99);
+        let hits = (0..10_000).filter(|&i| c.decide(i).reinstantiate).count();
+        assert!((800..1200).contains(&hits), "{hits} re-instantiations in 10000 at P=0.1");
+        let slots: Vec<usize> = (0..1000).map(|i| c.decide(i).slot).collect();
+        for slot in 0..INSTANCES {
+            assert!(slots.iter().filter(|&&s| s == slot).count() > 400);
+        }
+    }
+
+    #[test]
+    fn chunks_cover_the_body_exactly() {
+        let mut split = 0;
+        for seed in 0..20 {
+            let mut schedule = BodySchedule::new(seed, Duration::ZERO);
+            let mut left = 10_000;
+            let mut chunks = 0;
+            while left > 0 {
+                let n = schedule.chunk_len(left);
+                assert!(n >= 1 && n <= left);
+                left -= n;
+                chunks += 1;
+            }
+            split += usize::from(chunks > 1);
+        }
+        assert!(split >= 10, "only {split} of 20 bodies were split");
+    }
+}

@@ -1,0 +1,406 @@
+//! `reprise check`: the differential reuse report.
+//!
+//! One script of HTTP requests runs against the component fresh (the
+//! baseline: what every host must agree on), reused, and under chaos with
+//! several seeds. A component is portable across hosts only if every run
+//! answers like the baseline. Judging is a pure function of the observed
+//! runs ([`judge`]), tested without wasm.
+
+use crate::chaos::{Chaos, ChaosConfig};
+use crate::http::{HttpFrontEnd, Routing};
+use crate::manager::InstanceManager;
+use bytes::Bytes;
+use http::Method;
+use http_body_util::{BodyExt, Full};
+use std::sync::Arc;
+
+/// One request of a check script.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScriptedRequest {
+    pub method: Method,
+    pub path: String,
+    pub body: Bytes,
+}
+
+/// The script used when none is given: plain GETs of `/`, enough calls for
+/// state carried between calls, and chaos's re-instantiations, to show.
+pub const DEFAULT_SCRIPT: &str = "# reprise check's default script\n\
+    GET /\nGET /\nGET /\nGET /\nGET /\nGET /\nGET /\nGET /\nGET /\nGET /\nGET /\nGET /\n";
+
+/// Parses a script: one request per line, `METHOD PATH [BODY]`; the body is
+/// the rest of the line, sent as is. Blank lines and `#` comments are skipped.
+pub fn parse_script(text: &str) -> Result<Vec<ScriptedRequest>, String> {
+    let mut requests = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim_end();
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        let mut parts = line.splitn(3, ' ');
+        let method = parts.next().unwrap_or_default();
+        let method = Method::from_bytes(method.as_bytes())
+            .map_err(|_| format!("script line {}: `{method}` is not an HTTP method", number + 1))?;
+        let path = parts.next().unwrap_or_default();
+        if !path.starts_with('/') {
+            return Err(format!(
+                "script line {}: expected `METHOD /PATH [BODY]`, got `{line}`",
+                number + 1
+            ));
+        }
+        requests.push(ScriptedRequest {
+            method,
+            path: path.to_string(),
+            body: Bytes::copy_from_slice(parts.next().unwrap_or_default().as_bytes()),
+        });
+    }
+    if requests.is_empty() {
+        return Err("the script has no requests".to_string());
+    }
+    Ok(requests)
+}
+
+/// What one call answered, reduced to what must agree across runs: the
+/// status, the body and the content type. Headers such as `date` differ
+/// legitimately and are left out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Bytes,
+}
+
+impl std::fmt::Display for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let body = String::from_utf8_lossy(&self.body);
+        let mut shown: String = body.chars().take(120).collect();
+        if shown.len() < body.len() {
+            shown.push('…');
+        }
+        write!(f, "{} {:?}", self.status, shown)
+    }
+}
+
+/// One call as observed: its answer, and the linear memory of the instance
+/// that served it, after the call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observed {
+    pub answer: Answer,
+    pub instance: Option<u64>,
+    pub memory: Option<u64>,
+}
+
+/// The calls of one run of the script.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Run {
+    /// `fresh`, `reuse`, or `chaos seed N`.
+    pub label: String,
+    pub calls: Vec<Observed>,
+}
+
+/// Pause between two calls of a script.
+const CALL_GAP: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Runs `script` serially through `front`, in process (no sockets: the
+/// check compares the component's behaviour, not the network's).
+pub async fn run_script(label: String, front: &HttpFrontEnd, script: &[ScriptedRequest]) -> Run {
+    let mut calls = Vec::with_capacity(script.len());
+    for request in script {
+        // Like a real serial client, leave the serving instance a moment to
+        // finish its call (a p2 guest runs on after sending its response);
+        // otherwise an instance still busy would never be seen reused.
+        tokio::time::sleep(CALL_GAP).await;
+        let body = Full::new(request.body.clone())
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        let request = http::Request::builder()
+            .method(request.method.clone())
+            .uri(format!("http://localhost{}", request.path))
+            .header(http::header::HOST, "localhost")
+            .body(body)
+            .expect("script requests are valid");
+        let served = front.call(request).await;
+        let (parts, body) = served.response.into_parts();
+        let body = match body.collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) => Bytes::from(format!("<body failed: {e}>")),
+        };
+        calls.push(Observed {
+            answer: Answer {
+                status: parts.status.as_u16(),
+                content_type: parts
+                    .headers
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
+                body,
+            },
+            instance: served.instance,
+            memory: served.memory,
+        });
+    }
+    Run { label, calls }
+}
+
+/// The runs a check makes: fresh, reused, and chaos with each of `seeds`.
+pub async fn run_all(
+    fresh: Arc<InstanceManager>,
+    reused: Arc<InstanceManager>,
+    seeds: &[u64],
+    script: &[ScriptedRequest],
+) -> anyhow::Result<Vec<Run>> {
+    let mut runs = Vec::new();
+    let front = HttpFrontEnd::new(fresh, Routing::Shared, false, 0)?;
+    runs.push(run_script("fresh".into(), &front, script).await);
+    let front = HttpFrontEnd::new(reused.clone(), Routing::Shared, false, 0)?;
+    runs.push(run_script("reuse".into(), &front, script).await);
+    for &seed in seeds {
+        let chaos = Chaos::new(ChaosConfig::new(None, Some(seed), false).map_err(anyhow::Error::msg)?);
+        let front = HttpFrontEnd::new(reused.clone(), Routing::Chaos(Arc::new(chaos)), false, 0)?;
+        runs.push(run_script(format!("chaos seed {seed}"), &front, script).await);
+    }
+    Ok(runs)
+}
+
+/// How the component fares when its instances are reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every run answered like the fresh baseline.
+    ReuseSafe,
+    /// Reuse changes successful answers: the component keeps state between
+    /// calls and is correct only when reused (and only as reused).
+    DependsOnReuse,
+    /// Reuse turns successful answers into failures.
+    BreaksUnderReuse,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::ReuseSafe => "reuse-safe",
+            Verdict::DependsOnReuse => "depends on reuse",
+            Verdict::BreaksUnderReuse => "breaks under reuse",
+        }
+    }
+}
+
+/// The first call where a run answered differently from the baseline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Divergence {
+    /// 1-based position in the script.
+    pub call: usize,
+    pub run: String,
+    pub expected: Answer,
+    pub actual: Answer,
+}
+
+/// Linear memory growth while one instance served consecutive calls.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MemoryTrend {
+    /// Calls the instance served in a row.
+    pub calls: usize,
+    /// Average growth per call, in bytes.
+    pub bytes_per_call: f64,
+    /// Whether it still grew in the second half of those calls: a steady
+    /// leak, not a one-off warm-up allocation.
+    pub still_growing: bool,
+}
+
+/// Memory that a leaking instance may reach before `reprise check`'s
+/// recommended `max-calls` retires it.
+pub const LEAK_BUDGET: u64 = 64 << 20;
+
+/// The check's conclusion.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    pub verdict: Verdict,
+    pub divergence: Option<Divergence>,
+    pub memory: Option<MemoryTrend>,
+    /// The hint the component should declare, in canonical form.
+    pub recommended_hint: String,
+}
+
+/// Compares every run with the first (fresh) one and concludes.
+pub fn judge(runs: &[Run]) -> Report {
+    let (baseline, others) = runs.split_first().expect("at least the fresh run");
+    let mut divergence = None;
+    let mut breaks = false;
+    for run in others {
+        for (index, (expected, actual)) in baseline.calls.iter().zip(&run.calls).enumerate() {
+            if expected.answer == actual.answer {
+                continue;
+            }
+            let failed = actual.answer.status >= 500 && expected.answer.status < 500;
+            breaks |= failed;
+            let earlier = divergence.as_ref().is_none_or(|d: &Divergence| index + 1 < d.call);
+            if earlier {
+                divergence = Some(Divergence {
+                    call: index + 1,
+                    run: run.label.clone(),
+                    expected: expected.answer.clone(),
+                    actual: actual.answer.clone(),
+                });
+            }
+        }
+    }
+    let memory = others
+        .iter()
+        .find(|run| run.label == "reuse")
+        .and_then(memory_trend);
+    let verdict = match (&divergence, breaks) {
+        (None, _) => Verdict::ReuseSafe,
+        (Some(_), true) => Verdict::BreaksUnderReuse,
+        (Some(_), false) => Verdict::DependsOnReuse,
+    };
+    let recommended_hint = match verdict {
+        Verdict::ReuseSafe => match memory.filter(|m| m.still_growing && m.bytes_per_call > 0.0) {
+            Some(leak) => {
+                let calls = (LEAK_BUDGET as f64 / leak.bytes_per_call).floor().max(1.0);
+                format!("v1 reuse max-calls={calls}")
+            }
+            None => "v1 reuse".to_string(),
+        },
+        Verdict::DependsOnReuse | Verdict::BreaksUnderReuse => "v1 fresh".to_string(),
+    };
+    Report {
+        verdict,
+        divergence,
+        memory,
+        recommended_hint,
+    }
+}
+
+/// The growth over the longest streak of calls served by one instance.
+fn memory_trend(run: &Run) -> Option<MemoryTrend> {
+    let mut best: &[Observed] = &[];
+    let mut start = 0;
+    for end in 1..=run.calls.len() {
+        let streak_ends =
+            end == run.calls.len() || run.calls[end].instance != run.calls[start].instance;
+        if streak_ends {
+            if end - start > best.len() {
+                best = &run.calls[start..end];
+            }
+            start = end;
+        }
+    }
+    let memory: Vec<u64> = best.iter().map(|c| c.memory).collect::<Option<_>>()?;
+    if memory.len() < 3 {
+        return None;
+    }
+    let first = memory[0];
+    let last = *memory.last()?;
+    let middle = memory[memory.len() / 2];
+    Some(MemoryTrend {
+        calls: memory.len(),
+        bytes_per_call: last.saturating_sub(first) as f64 / (memory.len() - 1) as f64,
+        still_growing: last > middle,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: &str) -> Answer {
+        Answer {
+            status,
+            content_type: Some("text/plain".into()),
+            body: Bytes::copy_from_slice(body.as_bytes()),
+        }
+    }
+
+    fn run(label: &str, calls: &[(u16, &str, u64, u64)]) -> Run {
+        Run {
+            label: label.into(),
+            calls: calls
+                .iter()
+                .map(|&(status, body, instance, memory)| Observed {
+                    answer: answer(status, body),
+                    instance: Some(instance),
+                    memory: Some(memory),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn scripts_parse_methods_paths_and_bodies() {
+        let script = parse_script("# comment\nGET /\n\nPOST /echo hello world\n").unwrap();
+        assert_eq!(script.len(), 2);
+        assert_eq!(script[1].method, Method::POST);
+        assert_eq!(script[1].path, "/echo");
+        assert_eq!(script[1].body, Bytes::from_static(b"hello world"));
+        assert!(parse_script("GET nowhere").unwrap_err().contains("line 1"));
+        assert!(parse_script("G@T /").unwrap_err().contains("not an HTTP method"));
+        assert!(parse_script("# nothing\n").unwrap_err().contains("no requests"));
+        assert!(parse_script(DEFAULT_SCRIPT).unwrap().len() >= 10);
+    }
+
+    #[test]
+    fn identical_runs_are_reuse_safe() {
+        let fresh = run("fresh", &[(200, "hi", 1, 65536), (200, "hi", 2, 65536)]);
+        let reuse = run("reuse", &[(200, "hi", 1, 65536), (200, "hi", 1, 65536)]);
+        let report = judge(&[fresh, reuse]);
+        assert_eq!(report.verdict, Verdict::ReuseSafe);
+        assert_eq!(report.divergence, None);
+        assert_eq!(report.recommended_hint, "v1 reuse");
+    }
+
+    #[test]
+    fn changed_successful_answers_depend_on_reuse() {
+        let fresh = run("fresh", &[(200, "1", 1, 0), (200, "1", 2, 0), (200, "1", 3, 0)]);
+        let reuse = run("reuse", &[(200, "1", 1, 0), (200, "2", 1, 0), (200, "3", 1, 0)]);
+        let report = judge(&[fresh, reuse]);
+        assert_eq!(report.verdict, Verdict::DependsOnReuse);
+        let divergence = report.divergence.unwrap();
+        assert_eq!(divergence.call, 2);
+        assert_eq!(divergence.run, "reuse");
+        assert_eq!(divergence.actual.body, Bytes::from_static(b"2"));
+    }
+
+    #[test]
+    fn failures_under_reuse_break() {
+        let fresh = run("fresh", &[(200, "ok", 1, 0), (200, "ok", 2, 0)]);
+        let reuse = run("reuse", &[(200, "ok", 1, 0), (200, "ok", 1, 0)]);
+        let chaos = run("chaos seed 3", &[(200, "ok", 1, 0), (500, "failed", 1, 0)]);
+        let report = judge(&[fresh, reuse, chaos]);
+        assert_eq!(report.verdict, Verdict::BreaksUnderReuse);
+        assert_eq!(report.divergence.unwrap().run, "chaos seed 3");
+        assert_eq!(report.recommended_hint, "v1 fresh");
+    }
+
+    #[test]
+    fn the_earliest_divergence_is_reported() {
+        let fresh = run("fresh", &[(200, "a", 1, 0), (200, "a", 2, 0), (200, "a", 3, 0)]);
+        let reuse = run("reuse", &[(200, "a", 1, 0), (200, "a", 1, 0), (200, "b", 1, 0)]);
+        let chaos = run("chaos seed 1", &[(200, "a", 1, 0), (200, "c", 1, 0), (200, "a", 1, 0)]);
+        let divergence = judge(&[fresh, reuse, chaos]).divergence.unwrap();
+        assert_eq!((divergence.call, divergence.run.as_str()), (2, "chaos seed 1"));
+    }
+
+    #[test]
+    fn a_steady_leak_is_measured_and_bounded() {
+        let page = 65536;
+        let fresh = run("fresh", &[(200, "ok", 1, page); 5]);
+        let calls: Vec<(u16, &str, u64, u64)> =
+            (0..5).map(|i| (200, "ok", 1, page + i * 4 * page)).collect();
+        let reuse = run("reuse", &calls);
+        let report = judge(&[fresh, reuse]);
+        assert_eq!(report.verdict, Verdict::ReuseSafe);
+        let memory = report.memory.unwrap();
+        assert_eq!(memory.calls, 5);
+        assert_eq!(memory.bytes_per_call, (4 * page) as f64);
+        assert!(memory.still_growing);
+        assert_eq!(report.recommended_hint, "v1 reuse max-calls=256");
+    }
+
+    #[test]
+    fn one_off_growth_is_not_a_leak() {
+        let fresh = run("fresh", &[(200, "ok", 1, 0); 6]);
+        let mut calls = vec![(200, "ok", 1, 131072); 6];
+        calls[0].3 = 65536;
+        let report = judge(&[fresh, run("reuse", &calls)]);
+        assert!(!report.memory.unwrap().still_growing);
+        assert_eq!(report.recommended_hint, "v1 reuse");
+    }
+}

@@ -1,0 +1,186 @@
+//! Which set of instances serves a request.
+//!
+//! `ProxyHandler` hands each request to whichever of its instances is free;
+//! it has no notion of *which* instance should serve it. Reprise needs that
+//! choice for two features, so it keeps several handlers (each a set of
+//! instances with its own policy) and routes between them:
+//! - isolation keys: one set per key value, so an instance never serves two
+//!   tenants; requests without a key get a fresh instance each;
+//! - chaos: [`chaos::INSTANCES`] sets, one picked at random per request, whose
+//!   instances are retired at random before a call.
+
+use super::dispatch::Dispatch;
+use crate::chaos::{self, Chaos};
+use crate::instance::InstanceState;
+use crate::manager::InstanceManager;
+use crate::metrics::Retirement;
+use crate::policy::Policy;
+use http::{HeaderName, HeaderValue};
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
+
+/// What keeps instances apart (`--isolate-by`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IsolateBy {
+    /// The value of this request header.
+    Header(HeaderName),
+}
+
+impl FromStr for IsolateBy {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let Some(name) = text.strip_prefix("header:") else {
+            return Err(format!(
+                "invalid isolation key `{text}`: expected `header:NAME`, e.g. `header:x-tenant`"
+            ));
+        };
+        HeaderName::from_str(name)
+            .map(IsolateBy::Header)
+            .map_err(|_| format!("invalid isolation key `{text}`: `{name}` is not a valid header name"))
+    }
+}
+
+/// How requests are spread over instance sets.
+#[derive(Clone, Debug, Default)]
+pub enum Routing {
+    /// One set of instances for every request.
+    #[default]
+    Shared,
+    /// One set per isolation key.
+    Isolated(IsolateBy),
+    /// The testing mode.
+    Chaos(Arc<Chaos>),
+}
+
+/// Where one request goes, and the chaos decision taken for it, if any.
+pub(crate) struct Route {
+    pub handler: ProxyHandler<Dispatch>,
+    pub decision: Option<chaos::Decision>,
+}
+
+/// Builds instance sets for one component.
+pub(crate) struct Sets {
+    manager: Arc<InstanceManager>,
+    pre: ProxyPre<InstanceState>,
+}
+
+impl Sets {
+    fn new_set(&self, prewarm: usize, policy: Policy) -> ProxyHandler<Dispatch> {
+        let pre = match &self.pre {
+            ProxyPre::P2(pre) => ProxyPre::P2(pre.clone()),
+            ProxyPre::P3(pre) => ProxyPre::P3(pre.clone()),
+        };
+        ProxyHandler::new(Dispatch::new(self.manager.clone(), pre, prewarm, policy))
+    }
+}
+
+/// The sets of instances of one HTTP component, and the routing between them.
+pub(crate) enum Router {
+    Shared(ProxyHandler<Dispatch>),
+    Isolated {
+        header: HeaderName,
+        keyed: Mutex<HashMap<HeaderValue, ProxyHandler<Dispatch>>>,
+        unkeyed: ProxyHandler<Dispatch>,
+        sets: Sets,
+    },
+    Chaos {
+        chaos: Arc<Chaos>,
+        slots: Vec<ProxyHandler<Dispatch>>,
+    },
+}
+
+impl Router {
+    pub fn new(
+        manager: Arc<InstanceManager>,
+        pre: ProxyPre<InstanceState>,
+        routing: Routing,
+        prewarm: usize,
+    ) -> Self {
+        let policy = manager.policy().clone();
+        let sets = Sets { manager, pre };
+        match routing {
+            Routing::Shared => Router::Shared(sets.new_set(prewarm, policy)),
+            Routing::Isolated(IsolateBy::Header(header)) => Router::Isolated {
+                header,
+                keyed: Mutex::default(),
+                // Without a key there is nobody to share an instance with.
+                unkeyed: sets.new_set(prewarm, Policy::Fresh),
+                sets,
+            },
+            Routing::Chaos(chaos) => Router::Chaos {
+                slots: (0..chaos::INSTANCES)
+                    .map(|_| sets.new_set(prewarm.max(1), policy.clone()))
+                    .collect(),
+                chaos,
+            },
+        }
+    }
+
+    /// Every set that should be warmed before traffic arrives.
+    pub fn warm_sets(&self) -> Vec<&ProxyHandler<Dispatch>> {
+        match self {
+            Router::Shared(handler) => vec![handler],
+            Router::Isolated { unkeyed, .. } => vec![unkeyed],
+            Router::Chaos { slots, .. } => slots.iter().collect(),
+        }
+    }
+
+    /// Picks the set for `request`, carrying out chaos's re-instantiation.
+    pub fn route<B>(&self, request: &http::Request<B>) -> Route {
+        match self {
+            Router::Shared(handler) => Route {
+                handler: handler.clone(),
+                decision: None,
+            },
+            Router::Isolated {
+                header,
+                keyed,
+                unkeyed,
+                sets,
+            } => {
+                let handler = match request.headers().get(header) {
+                    Some(key) => keyed
+                        .lock()
+                        .unwrap()
+                        .entry(key.clone())
+                        .or_insert_with(|| sets.new_set(0, sets.manager.policy().clone()))
+                        .clone(),
+                    None => unkeyed.clone(),
+                };
+                Route {
+                    handler,
+                    decision: None,
+                }
+            }
+            Router::Chaos { chaos, slots } => {
+                let decision = chaos.next();
+                let handler = slots[decision.slot].clone();
+                if decision.reinstantiate {
+                    handler.state().retire_live(Retirement::Chaos);
+                }
+                Route {
+                    handler,
+                    decision: Some(decision),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn isolation_keys_parse_from_header_names() {
+        assert_eq!(
+            "header:x-tenant".parse::<IsolateBy>().unwrap(),
+            IsolateBy::Header(HeaderName::from_static("x-tenant"))
+        );
+        assert!("cookie:x".parse::<IsolateBy>().unwrap_err().contains("header:NAME"));
+        assert!("header:bad name".parse::<IsolateBy>().unwrap_err().contains("not a valid header"));
+    }
+}

@@ -1,0 +1,30 @@
+//! `reprise call`: call one exported function N times, on fresh or reused
+//! instances as the policy decides, printing each result in WAVE.
+
+use crate::cli::CallArgs;
+use crate::instances::{prepare, runtime};
+use reprise_host::component::Source;
+use reprise_host::invoke::{call_repeatedly, parse_invocation};
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+pub fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
+    let source = Source::File(args.component.clone());
+    let prepared = prepare(source, &args.instances, &args.instances.reuse_flags())?;
+    let manager = Arc::new(prepared.into_manager(&args.instances)?);
+    // Checked before any instance exists: bad input costs no instantiation.
+    let invocation = parse_invocation(manager.component(), &manager.engine().engine, &args.call)?;
+    let mut stdout = std::io::stdout().lock();
+    runtime()?.block_on(call_repeatedly(
+        manager,
+        &invocation,
+        args.repeat,
+        args.instances.prewarm,
+        // Each result goes out as soon as it exists, even into a pipe.
+        |line| {
+            let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+        },
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,144 @@
+//! `reprise check`: run the differential reuse report and print it.
+
+use crate::cli::CheckArgs;
+use anyhow::Context as _;
+use reprise_host::check::{self, DEFAULT_SCRIPT, Report, Verdict};
+use reprise_host::component::{self, Source};
+use reprise_host::engine::{EngineHandle, EngineOptions};
+use reprise_host::manager::{InstanceLimits, InstanceManager};
+use reprise_host::policy::{Policy, ReuseBounds};
+use serde_json::json;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let script_text = match &args.script {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read script {}", path.display()))?,
+        None => DEFAULT_SCRIPT.to_string(),
+    };
+    let script = check::parse_script(&script_text).map_err(anyhow::Error::msg)?;
+    let source = Source::File(args.component.clone());
+    let bytes = component::read(&source)?;
+    let declared = crate::hint::effective_hint(&bytes, &source);
+
+    let engine = EngineHandle::new(&EngineOptions {
+        max_memory: Some(args.max_memory),
+        interruptible: true,
+        ..EngineOptions::default()
+    })?;
+    let compiled = component::compile(&engine.engine, &bytes, &source)?;
+    let limits = InstanceLimits {
+        max_memory: Some(args.max_memory),
+        timeout: Some(args.timeout),
+    };
+    let manager = |policy| {
+        InstanceManager::new(engine.clone(), compiled.clone(), limits.clone(), policy).map(Arc::new)
+    };
+    let fresh = manager(Policy::Fresh)?;
+    // Unbounded reuse: the check looks for what long-lived instances expose.
+    let reused = manager(Policy::Reuse(ReuseBounds::default()))?;
+    let first_seed = args.seed.unwrap_or_else(rand_seed);
+    let seeds: Vec<u64> = (0..args.seeds).map(|i| first_seed.wrapping_add(i)).collect();
+    if !args.json {
+        eprintln!(
+            "checking {} with {} calls: fresh, reuse, and chaos with seeds {}",
+            args.component.display(),
+            script.len(),
+            join(&seeds)
+        );
+    }
+    let runs = crate::instances::runtime()?.block_on(check::run_all(fresh, reused, &seeds, &script))?;
+    let report = check::judge(&runs);
+    let file = args.component.display().to_string();
+    let declared = declared.map(|h| h.to_string());
+    let set_command = format!("reprise hint set {file} '{}' -o {file}", report.recommended_hint);
+    if args.json {
+        let value = json!({
+            "component": file,
+            "calls": script.len(),
+            "runs": runs.iter().map(|r| r.label.clone()).collect::<Vec<_>>(),
+            "chaos_seeds": seeds,
+            "verdict": report.verdict.as_str(),
+            "declared_hint": declared,
+            "first_divergence": report.divergence.as_ref().map(|d| json!({
+                "call": d.call,
+                "run": d.run,
+                "expected": d.expected.to_string(),
+                "actual": d.actual.to_string(),
+            })),
+            "memory": report.memory.map(|m| json!({
+                "calls": m.calls,
+                "bytes_per_call": m.bytes_per_call,
+                "still_growing": m.still_growing,
+            })),
+            "recommended_hint": report.recommended_hint,
+            "set_hint_command": set_command,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        print_text(&report, declared.as_deref(), &set_command);
+    }
+    Ok(match report.verdict {
+        Verdict::ReuseSafe => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    })
+}
+
+fn print_text(report: &Report, declared: Option<&str>, set_command: &str) {
+    match &report.divergence {
+        None => println!("every run answered like the fresh baseline"),
+        Some(d) => {
+            println!("first divergence: call {} under {}", d.call, d.run);
+            println!("  fresh answered: {}", d.expected);
+            println!("  {} answered: {}", d.run, d.actual);
+        }
+    }
+    match report.memory {
+        Some(m) => println!(
+            "memory while reused: {:+.1} KiB per call over {} calls{}",
+            m.bytes_per_call / 1024.0,
+            m.calls,
+            if m.still_growing && m.bytes_per_call > 0.0 {
+                " and still growing: likely a leak"
+            } else {
+                ""
+            }
+        ),
+        None => println!("memory while reused: not measured (fewer than 3 calls on one instance)"),
+    }
+    println!("verdict: {}", report.verdict.as_str());
+    let meaning = match report.verdict {
+        Verdict::ReuseSafe => {
+            "the component answers the same whether hosts reuse instances or not"
+        }
+        Verdict::DependsOnReuse => {
+            "answers depend on state kept in the instance between calls; hosts that give \
+             calls fresh instances (or reuse them differently) answer differently"
+        }
+        Verdict::BreaksUnderReuse => {
+            "calls that succeed on a fresh instance fail on a reused one; hosts that reuse \
+             instances will serve errors"
+        }
+    };
+    println!("  {meaning}");
+    println!(
+        "declared hint: {}",
+        declared.map_or("none".to_string(), |h| format!("`{h}`"))
+    );
+    println!("recommended hint: {}", report.recommended_hint);
+    if declared != Some(report.recommended_hint.as_str()) {
+        println!("  {set_command}");
+    }
+}
+
+fn join(seeds: &[u64]) -> String {
+    seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// A random first seed; printed with the report so the run can be replayed.
+fn rand_seed() -> u64 {
+    reprise_host::chaos::ChaosConfig::new(None, None, false)
+        .map(|c| c.seed)
+        .unwrap_or_default()
+}

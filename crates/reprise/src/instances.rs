@@ -1,0 +1,92 @@
+//! The setup every command that runs a component shares (`serve`, `run`,
+//! `call`): read the bytes, read the reuse hint, resolve the policy, build
+//! the engine, compile, create the instance manager. One path, so a flag or
+//! a hint means the same whichever command is given it.
+
+use crate::cli::{InstanceArgs, PolicyArg};
+use reprise_host::component::{self, Source};
+use reprise_host::engine::{EngineHandle, EngineOptions};
+use reprise_host::manager::{InstanceLimits, InstanceManager};
+use reprise_host::policy::{self, Policy, PolicyChoice, Resolution, ReuseFlags};
+use std::borrow::Cow;
+
+/// A component read, its hint resolved against the operator's flags, not
+/// yet compiled: the point where a front end may still adjust the policy.
+pub struct Prepared {
+    pub source: Source,
+    bytes: Cow<'static, [u8]>,
+    pub resolution: Resolution,
+}
+
+/// Reads `source` and resolves its policy from `args` and `flags` (the
+/// shared flags' bounds plus any the command adds).
+pub fn prepare(
+    source: Source,
+    args: &InstanceArgs,
+    flags: &ReuseFlags,
+) -> anyhow::Result<Prepared> {
+    let bytes = component::read(&source)?;
+    let hint = crate::hint::effective_hint(&bytes, &source);
+    let resolution = policy::resolve(policy_choice(args.policy), hint.as_ref(), flags);
+    Ok(Prepared {
+        source,
+        bytes,
+        resolution,
+    })
+}
+
+impl Prepared {
+    /// Reports the policy, then compiles the component and creates its
+    /// instance manager.
+    pub fn into_manager(self, args: &InstanceArgs) -> anyhow::Result<InstanceManager> {
+        for note in &self.resolution.notes {
+            tracing::warn!("{note}");
+        }
+        match &self.resolution.policy {
+            Policy::Fresh => tracing::info!("policy: a fresh instance per call"),
+            Policy::Reuse(bounds) => tracing::info!("policy: reuse ({bounds})"),
+        }
+        let engine_options = EngineOptions {
+            max_memory: args.max_memory,
+            interruptible: args.timeout.is_some(),
+            ..EngineOptions::default()
+        };
+        let engine = EngineHandle::new(&engine_options)?;
+        tracing::debug!(allocator = ?engine.allocator, "engine ready");
+        let compiled = component::compile(&engine.engine, &self.bytes, &self.source)?;
+        let limits = InstanceLimits {
+            max_memory: args.max_memory,
+            timeout: args.timeout,
+        };
+        InstanceManager::new(engine, compiled, limits, self.resolution.policy)
+    }
+}
+
+impl InstanceArgs {
+    /// The reuse bounds these flags set; commands add their own.
+    pub fn reuse_flags(&self) -> ReuseFlags {
+        ReuseFlags {
+            max_calls: self.max_calls,
+            max_age: self.max_age,
+            ..ReuseFlags::default()
+        }
+    }
+}
+
+fn policy_choice(arg: PolicyArg) -> PolicyChoice {
+    match arg {
+        PolicyArg::Fresh => PolicyChoice::Fresh,
+        PolicyArg::Reuse => PolicyChoice::Reuse,
+        PolicyArg::Auto => PolicyChoice::Auto,
+    }
+}
+
+/// A multi-threaded async runtime: instances warm up on one thread while a
+/// call runs on another.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context as _;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}

@@ -1,0 +1,30 @@
+//! `reprise run`: run a command component N times, on fresh or reused
+//! instances as the policy decides; exit with the first failing run's code.
+
+use crate::cli::RunArgs;
+use crate::instances::{prepare, runtime};
+use reprise_host::cli_run::run_repeatedly;
+use reprise_host::component::Source;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let file = args.component.display().to_string();
+    let source = Source::File(args.component.clone());
+    let prepared = prepare(source, &args.instances, &args.instances.reuse_flags())?;
+    // argv[0] is the program name, as a shell would pass it.
+    let argv = std::iter::once(file.clone()).chain(args.args).collect();
+    let manager = Arc::new(
+        prepared
+            .into_manager(&args.instances)?
+            .with_guest_args(argv),
+    );
+    let code = runtime()?.block_on(run_repeatedly(
+        manager,
+        args.repeat,
+        args.instances.prewarm,
+        &file,
+    ))?;
+    // Exit statuses are one byte; a code that does not fit still fails.
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}

@@ -1,0 +1,220 @@
+//! End-to-end tests of `reprise call`: the real binary calling exported functions of real
+//! components, arguments and results in WAVE.
+
+mod support;
+
+use reprise_test_programs::{CALL_COUNTER, VALUES};
+use std::process::Output;
+use support::run;
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// `reprise call FILE CALL ARGS...`, which must succeed; its stdout lines.
+fn call_ok(file: &str, call: &str, args: &[&str]) -> Vec<String> {
+    let output = run(&[&["call", file, call], args].concat());
+    assert!(output.status.success(), "{call}: {}", stderr(&output));
+    stdout(&output).lines().map(str::to_owned).collect()
+}
+
+/// `reprise call FILE CALL`, which must fail; its one `error: …` line.
+fn call_err(file: &str, call: &str) -> String {
+    let output = run(&["call", file, call]);
+    assert!(
+        !output.status.success(),
+        "{call} succeeded: {}",
+        stdout(&output)
+    );
+    assert_eq!(stdout(&output), "", "{call}");
+    let stderr = stderr(&output);
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter_map(|line| line.strip_prefix("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{call}: {stderr}");
+    errors[0].to_owned()
+}
+
+#[test]
+fn counter_answers_1_every_time_under_fresh() {
+    let lines = call_ok(
+        CALL_COUNTER,
+        "counter()",
+        &["--policy", "fresh", "--repeat", "3"],
+    );
+    assert_eq!(lines, ["1", "1", "1"]);
+}
+
+#[test]
+fn counter_counts_up_under_reuse() {
+    let lines = call_ok(
+        CALL_COUNTER,
+        "counter()",
+        &["--policy", "reuse", "--repeat", "3"],
+    );
+    assert_eq!(lines, ["1", "2", "3"]);
+}
+
+#[test]
+fn max_calls_bounds_a_reused_instance() {
+    let args = ["--policy", "reuse", "--max-calls", "2", "--repeat", "5"];
+    assert_eq!(
+        call_ok(CALL_COUNTER, "counter()", &args),
+        ["1", "2", "1", "2", "1"]
+    );
+}
+
+#[test]
+fn prewarmed_instances_serve_calls_like_new_ones() {
+    let args = ["--policy", "fresh", "--prewarm", "2", "--repeat", "4"];
+    assert_eq!(
+        call_ok(CALL_COUNTER, "counter()", &args),
+        ["1", "1", "1", "1"]
+    );
+}
+
+#[test]
+fn unhinted_component_is_fresh_by_default() {
+    assert_eq!(
+        call_ok(CALL_COUNTER, "counter()", &["--repeat", "2"]),
+        ["1", "1"]
+    );
+}
+
+#[test]
+fn interface_functions_are_called_by_their_full_name() {
+    let args = ["--policy", "reuse", "--repeat", "2"];
+    assert_eq!(
+        call_ok(CALL_COUNTER, "reprise:test/counter#next()", &args),
+        ["1", "2"]
+    );
+}
+
+#[test]
+fn records_lists_options_and_results_round_trip() {
+    let cases = [
+        ("describe({x: 1, y: -2})", "\"(1, -2)\""),
+        ("mirror({x: 1, y: 2})", "{x: 2, y: 1}"),
+        ("sum([1, 2, 3])", "6"),
+        ("sum([])", "0"),
+        ("maybe(some(\"hi\"))", "ok(\"hi\")"),
+        ("maybe(none)", "err(\"none\")"),
+        // A trailing option argument may be left out.
+        ("maybe()", "err(\"none\")"),
+        ("greet(\"ann\", 2)", "[\"hello, ann\", \"hello, ann\"]"),
+        ("nothing()", "()"),
+    ];
+    for (call, expected) in cases {
+        assert_eq!(call_ok(VALUES, call, &[]), [expected], "{call}");
+    }
+}
+
+#[test]
+fn an_unknown_name_lists_the_available_functions() {
+    let error = call_err(CALL_COUNTER, "nope()");
+    assert_eq!(
+        error,
+        "no export named `nope`; available: counter() -> u32, reprise:test/counter#next() -> u32"
+    );
+    let error = call_err(VALUES, "nope()");
+    assert!(
+        error.contains("describe(p: record { x: s32, y: s32 }) -> string"),
+        "{error}"
+    );
+    assert!(
+        error.contains("maybe(x: option<string>) -> result<string, string>"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_interface_is_not_a_function() {
+    assert_eq!(
+        call_err(CALL_COUNTER, "reprise:test/counter()"),
+        "`reprise:test/counter` is an interface, not a function; its functions: \
+         reprise:test/counter#next() -> u32"
+    );
+}
+
+#[test]
+fn an_ill_typed_argument_names_the_parameter_and_its_type() {
+    assert_eq!(
+        call_err(VALUES, "describe(\"hi\")"),
+        "argument 1 (`p`) of `describe`: expected record { x: s32, y: s32 }, got `\"hi\"`: \
+         invalid value type"
+    );
+    assert_eq!(
+        call_err(VALUES, "describe({x: 1})"),
+        "argument 1 (`p`) of `describe`: expected record { x: s32, y: s32 }, got `{x: 1}`: \
+         missing field \"y\""
+    );
+    assert_eq!(
+        call_err(VALUES, "greet(\"a\", 300)"),
+        "argument 2 (`times`) of `greet`: expected u8, got `300`: invalid value"
+    );
+    assert_eq!(
+        call_err(VALUES, "sum([1, \"x\"])"),
+        "argument 1 (`xs`) of `sum`: expected list<u32>, got `[1, \"x\"]`: invalid value type \
+         at `\"x\"`"
+    );
+}
+
+#[test]
+fn malformed_wave_is_pointed_at() {
+    assert_eq!(
+        call_err(VALUES, "describe({x: 1,, y: 2})"),
+        "invalid WAVE in the arguments of `describe`: unexpected token: Comma at `,`"
+    );
+    assert_eq!(
+        call_err(VALUES, "describe({x: 1, y: 2}"),
+        "expected a call such as `name(arg, ...)`, got `describe({x: 1, y: 2}`"
+    );
+}
+
+#[test]
+fn the_wrong_number_of_arguments_is_rejected() {
+    assert_eq!(
+        call_err(VALUES, "describe({x: 1, y: 2}, 3)"),
+        "`describe` takes 1 argument (p: record { x: s32, y: s32 }), got 2 argument(s)"
+    );
+    assert_eq!(
+        call_err(VALUES, "greet(\"a\")"),
+        "`greet` takes 2 arguments (name: string, times: u8), got 1 argument(s)"
+    );
+}
+
+#[test]
+fn a_trap_is_an_error_naming_it() {
+    let output = run(&["call", VALUES, "fail(\"boom\")"]);
+    assert!(!output.status.success());
+    let stderr = stderr(&output);
+    // The guest's panic message passes through, then Reprise names the trap.
+    assert!(stderr.contains("boom"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "error: call 1 of `fail` (instance 1) trapped: wasm trap: wasm `unreachable` \
+             instruction executed"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_component_is_refused() {
+    let dir = std::env::temp_dir().join(format!("reprise-call-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let notes = dir.join("notes.txt");
+    std::fs::write(&notes, "hello").unwrap();
+    let error = call_err(notes.to_str().unwrap(), "f()");
+    assert!(
+        error.ends_with(
+            "is not a WebAssembly binary (it does not start with the `\\0asm` magic bytes)"
+        ),
+        "{error}"
+    );
+}

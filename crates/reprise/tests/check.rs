@@ -1,0 +1,83 @@
+//! End-to-end tests of `reprise check` and of chaos's I/O perturbation.
+
+mod support;
+
+use reprise_test_programs::*;
+use support::{Server, run};
+
+/// Runs `reprise check ARGS`, returning (succeeded, stdout).
+fn check(args: &[&str]) -> (bool, String) {
+    let mut all = vec!["check"];
+    all.extend_from_slice(args);
+    let output = run(&all);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    (output.status.success(), stdout)
+}
+
+#[test]
+fn stateless_component_is_reuse_safe() {
+    let (ok, out) = check(&[HELLO, "--seed", "1"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("verdict: reuse-safe"), "{out}");
+    assert!(out.contains("recommended hint: v1 reuse"), "{out}");
+}
+
+#[test]
+fn counter_depends_on_reuse() {
+    let (ok, out) = check(&[COUNTER, "--seed", "1"]);
+    assert!(!ok);
+    assert!(out.contains("verdict: depends on reuse"), "{out}");
+    assert!(out.contains("first divergence: call 2 under reuse"), "{out}");
+    assert!(out.contains(r#"reuse answered: 200 "2\n""#), "{out}");
+}
+
+#[test]
+fn state_corrupted_by_a_first_call_breaks_under_reuse() {
+    let (ok, out) = check(&[CORRUPT, "--seed", "1"]);
+    assert!(!ok);
+    assert!(out.contains("verdict: breaks under reuse"), "{out}");
+    assert!(out.contains("recommended hint: v1 fresh"), "{out}");
+    assert!(out.contains("reprise hint set"), "{out}");
+}
+
+#[test]
+fn leaking_component_reports_growth_as_json() {
+    let (ok, out) = check(&[LEAK, "--seed", "1", "--json"]);
+    assert!(ok, "{out}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["verdict"], "reuse-safe");
+    let per_call = report["memory"]["bytes_per_call"].as_f64().unwrap();
+    // 256 KiB leaked per call (memory grows in 64 KiB pages).
+    assert!((200_000.0..400_000.0).contains(&per_call), "{per_call}");
+    assert_eq!(report["memory"]["still_growing"], true);
+    assert!(report["recommended_hint"].as_str().unwrap().starts_with("v1 reuse max-calls="));
+    assert_eq!(report["chaos_seeds"], serde_json::json!([1, 2, 3]));
+}
+
+#[test]
+fn scripts_drive_the_check() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let script = dir.join(format!("echo-{}.script", std::process::id()));
+    std::fs::write(&script, "# echo\nPOST /a hello\nPOST /b some longer body text\nPUT /c x\n").unwrap();
+    let (ok, out) = check(&[ECHO, "--script", script.to_str().unwrap(), "--seeds", "2"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("verdict: reuse-safe"), "{out}");
+    let (ok, _) = check(&[ECHO, "--script", "/no/such/script"]);
+    assert!(!ok);
+}
+
+#[test]
+fn echo_survives_chaos_chunking_exactly() {
+    let server = Server::start(&[ECHO, "--chaos=0.5", "--seed", "11"]);
+    let body: Vec<u8> = (0..200_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let agent = ureq::Agent::new_with_defaults();
+    for _ in 0..5 {
+        let mut response = agent
+            .post(&format!("http://{}/", server.addr))
+            .send(&body[..])
+            .unwrap();
+        let echoed = response.body_mut().with_config().limit(1 << 20).read_to_vec().unwrap();
+        assert_eq!(echoed.len(), body.len());
+        assert!(echoed == body, "the echoed body differs");
+    }
+}

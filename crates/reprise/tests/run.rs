@@ -1,0 +1,114 @@
+//! End-to-end tests of `reprise run`: the real binary running a real command component built with
+//! Rust's std (`fn main`), once or repeatedly, on fresh or reused instances.
+
+mod support;
+
+use reprise_test_programs::{CALL_COUNTER, COMMAND};
+use std::process::Output;
+use support::run;
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn stdout_and_stderr_pass_through() {
+    let output = run(&["run", COMMAND, "a", "b"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "hello from command a b\n");
+    assert!(
+        stderr(&output).contains("command stderr\n"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn the_exit_code_is_the_commands() {
+    let output = run(&["run", COMMAND, "3"]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "hello from command 3\n");
+}
+
+#[test]
+fn arguments_that_look_like_flags_follow_a_double_dash() {
+    let output = run(&["run", COMMAND, "--repeat", "2", "--", "--verbose"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "hello from command --verbose\n".repeat(2));
+}
+
+#[test]
+fn fresh_instances_run_a_command_many_times() {
+    let output = run(&["run", COMMAND, "--policy", "fresh", "--repeat", "3"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "hello from command \n".repeat(3));
+}
+
+#[test]
+fn a_command_that_exits_gets_a_new_instance_even_under_reuse() {
+    // `exit` ends its instance, so the next run cannot reuse it; every run fails with 7.
+    let output = run(&["run", COMMAND, "7", "--policy", "reuse", "--repeat", "2"]);
+    assert_eq!(output.status.code(), Some(7), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "hello from command 7\n".repeat(2));
+}
+
+#[test]
+fn a_second_run_on_one_instance_is_explained() {
+    let output = run(&["run", COMMAND, "--policy", "reuse", "--repeat", "2"]);
+    assert!(!output.status.success());
+    // The first run completed normally.
+    assert_eq!(stdout(&output), "hello from command \n");
+    let stderr = stderr(&output);
+    let error = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("error: "))
+        .unwrap_or_else(|| panic!("no error line: {stderr}"));
+    assert_eq!(
+        error,
+        format!(
+            "run 2 trapped on instance 1, which had run before: a command built with a standard \
+             toolchain (Rust's `fn main`, C's `main`) can run only once per instance, and its \
+             entry point traps when called again. Give every run a new instance: declare the \
+             `fresh` hint (`reprise hint set {COMMAND} 'v1 fresh' -o OUT`) or run with \
+             `--policy fresh` (wasm trap: wasm `unreachable` instruction executed in `_start`)"
+        )
+    );
+}
+
+#[test]
+fn the_fresh_hint_makes_auto_run_a_command_many_times() {
+    // The advice above, followed: the hinted command runs repeatedly under the default policy.
+    let dir = std::env::temp_dir().join(format!("reprise-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let hinted = dir.join("command-fresh.wasm");
+    let hinted = hinted.to_str().unwrap();
+    let set = run(&["hint", "set", COMMAND, "v1 fresh", "-o", hinted]);
+    assert!(set.status.success(), "{}", stderr(&set));
+    let output = run(&["run", hinted, "--repeat", "3"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "hello from command \n".repeat(3));
+    assert!(
+        stderr(&output).contains("asks for a fresh instance per call"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_component_that_is_not_a_command_is_refused() {
+    let output = run(&["run", CALL_COUNTER]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains(
+            "error: the component does not export wasi:cli/run@0.2.x, so it is not a command; its \
+             functions: counter() -> u32, reprise:test/counter#next() -> u32 (use `reprise call` \
+             for those)"
+        ),
+        "{}",
+        stderr(&output)
+    );
+}
