@@ -28,7 +28,7 @@ pub type Bind<E> =
     Arc<dyn Fn(&mut Store<InstanceState>, &Instance) -> wasmtime::Result<E> + Send + Sync>;
 
 /// One live instance and the export bound on it.
-pub struct Live<E> {
+struct Live<E> {
     store: Store<InstanceState>,
     export: E,
     created: Instant,
@@ -198,7 +198,7 @@ impl<E: Send + 'static> Serial<E> {
             served: live.served,
             in_flight: 0,
             age: live.created.elapsed(),
-            memory: 0,
+            memory: live.store.data().memory_bytes().load(Relaxed),
             concurrent: false,
         };
         match self.manager.policy().admit(&stats) {
@@ -266,4 +266,16 @@ async fn instantiate<E>(manager: &InstanceManager, bind: &Bind<E>) -> anyhow::Re
         created: Instant::now(),
         served: 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exit_code_is_found_under_wasmtime_context() {
+        let error = wasmtime::Error::new(I32Exit(3)).context("error while executing");
+        assert_eq!(exit_code(&anyhow::Error::from(error)), Some(3));
+        assert_eq!(exit_code(&anyhow::anyhow!("wasm trap")), None);
+    }
 }
