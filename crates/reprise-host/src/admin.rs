@@ -74,8 +74,8 @@ pub async fn serve_admin(
             async move { Ok::<_, Infallible>(response) }
         });
         tokio::spawn(async move {
-            let connection =
-                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
             if let Err(e) = connection.await {
                 tracing::debug!("admin connection ended with error: {e}");
             }

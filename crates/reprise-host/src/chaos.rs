@@ -38,10 +38,16 @@ pub struct ChaosConfig {
 impl ChaosConfig {
     /// Validates `probability` (raised to [`MIN_PROBABILITY`], at most 1)
     /// and draws a random seed when none is given.
-    pub fn new(probability: Option<f64>, seed: Option<u64>, respect_hint: bool) -> Result<Self, String> {
+    pub fn new(
+        probability: Option<f64>,
+        seed: Option<u64>,
+        respect_hint: bool,
+    ) -> Result<Self, String> {
         let probability = probability.unwrap_or(DEFAULT_PROBABILITY);
         if !(0.0..=1.0).contains(&probability) {
-            return Err(format!("chaos probability must be between 0 and 1, got {probability}"));
+            return Err(format!(
+                "chaos probability must be between 0 and 1, got {probability}"
+            ));
         }
         Ok(Self {
             probability: probability.max(MIN_PROBABILITY),
@@ -180,17 +186,33 @@ mod tests {
 
     #[test]
     fn probability_has_a_floor() {
-        assert_eq!(ChaosConfig::new(Some(0.0), Some(1), false).unwrap().probability, MIN_PROBABILITY);
-        assert_eq!(ChaosConfig::new(Some(0.5), Some(1), false).unwrap().probability, 0.5);
+        assert_eq!(
+            ChaosConfig::new(Some(0.0), Some(1), false)
+                .unwrap()
+                .probability,
+            MIN_PROBABILITY
+        );
+        assert_eq!(
+            ChaosConfig::new(Some(0.5), Some(1), false)
+                .unwrap()
+                .probability,
+            0.5
+        );
         assert!(ChaosConfig::new(Some(1.5), Some(1), false).is_err());
-        assert_eq!(ChaosConfig::new(None, Some(1), false).unwrap().probability, DEFAULT_PROBABILITY);
+        assert_eq!(
+            ChaosConfig::new(None, Some(1), false).unwrap().probability,
+            DEFAULT_PROBABILITY
+        );
     }
 
     #[test]
     fn reinstantiation_frequency_follows_the_probability() {
         let c = chaos(0.1, 99);
         let hits = (0..10_000).filter(|&i| c.decide(i).reinstantiate).count();
-        assert!((800..1200).contains(&hits), "{hits} re-instantiations in 10000 at P=0.1");
+        assert!(
+            (800..1200).contains(&hits),
+            "{hits} re-instantiations in 10000 at P=0.1"
+        );
         let slots: Vec<usize> = (0..1000).map(|i| c.decide(i).slot).collect();
         for slot in 0..INSTANCES {
             assert!(slots.iter().filter(|&&s| s == slot).count() > 400);

@@ -38,8 +38,12 @@ pub fn parse_script(text: &str) -> Result<Vec<ScriptedRequest>, String> {
         }
         let mut parts = line.splitn(3, ' ');
         let method = parts.next().unwrap_or_default();
-        let method = Method::from_bytes(method.as_bytes())
-            .map_err(|_| format!("script line {}: `{method}` is not an HTTP method", number + 1))?;
+        let method = Method::from_bytes(method.as_bytes()).map_err(|_| {
+            format!(
+                "script line {}: `{method}` is not an HTTP method",
+                number + 1
+            )
+        })?;
         let path = parts.next().unwrap_or_default();
         if !path.starts_with('/') {
             return Err(format!(
@@ -154,7 +158,8 @@ pub async fn run_all(
     let front = HttpFrontEnd::new(reused.clone(), Routing::Shared, false, 0)?;
     runs.push(run_script("reuse".into(), &front, script).await);
     for &seed in seeds {
-        let chaos = Chaos::new(ChaosConfig::new(None, Some(seed), false).map_err(anyhow::Error::msg)?);
+        let chaos =
+            Chaos::new(ChaosConfig::new(None, Some(seed), false).map_err(anyhow::Error::msg)?);
         let front = HttpFrontEnd::new(reused.clone(), Routing::Chaos(Arc::new(chaos)), false, 0)?;
         runs.push(run_script(format!("chaos seed {seed}"), &front, script).await);
     }
@@ -231,7 +236,9 @@ pub fn judge(runs: &[Run]) -> Report {
             }
             let failed = actual.answer.status >= 500 && expected.answer.status < 500;
             breaks |= failed;
-            let earlier = divergence.as_ref().is_none_or(|d: &Divergence| index + 1 < d.call);
+            let earlier = divergence
+                .as_ref()
+                .is_none_or(|d: &Divergence| index + 1 < d.call);
             if earlier {
                 divergence = Some(Divergence {
                     call: index + 1,
@@ -331,8 +338,16 @@ mod tests {
         assert_eq!(script[1].path, "/echo");
         assert_eq!(script[1].body, Bytes::from_static(b"hello world"));
         assert!(parse_script("GET nowhere").unwrap_err().contains("line 1"));
-        assert!(parse_script("G@T /").unwrap_err().contains("not an HTTP method"));
-        assert!(parse_script("# nothing\n").unwrap_err().contains("no requests"));
+        assert!(
+            parse_script("G@T /")
+                .unwrap_err()
+                .contains("not an HTTP method")
+        );
+        assert!(
+            parse_script("# nothing\n")
+                .unwrap_err()
+                .contains("no requests")
+        );
         assert!(parse_script(DEFAULT_SCRIPT).unwrap().len() >= 10);
     }
 
@@ -348,8 +363,14 @@ mod tests {
 
     #[test]
     fn changed_successful_answers_depend_on_reuse() {
-        let fresh = run("fresh", &[(200, "1", 1, 0), (200, "1", 2, 0), (200, "1", 3, 0)]);
-        let reuse = run("reuse", &[(200, "1", 1, 0), (200, "2", 1, 0), (200, "3", 1, 0)]);
+        let fresh = run(
+            "fresh",
+            &[(200, "1", 1, 0), (200, "1", 2, 0), (200, "1", 3, 0)],
+        );
+        let reuse = run(
+            "reuse",
+            &[(200, "1", 1, 0), (200, "2", 1, 0), (200, "3", 1, 0)],
+        );
         let report = judge(&[fresh, reuse]);
         assert_eq!(report.verdict, Verdict::DependsOnReuse);
         let divergence = report.divergence.unwrap();
@@ -371,19 +392,32 @@ mod tests {
 
     #[test]
     fn the_earliest_divergence_is_reported() {
-        let fresh = run("fresh", &[(200, "a", 1, 0), (200, "a", 2, 0), (200, "a", 3, 0)]);
-        let reuse = run("reuse", &[(200, "a", 1, 0), (200, "a", 1, 0), (200, "b", 1, 0)]);
-        let chaos = run("chaos seed 1", &[(200, "a", 1, 0), (200, "c", 1, 0), (200, "a", 1, 0)]);
+        let fresh = run(
+            "fresh",
+            &[(200, "a", 1, 0), (200, "a", 2, 0), (200, "a", 3, 0)],
+        );
+        let reuse = run(
+            "reuse",
+            &[(200, "a", 1, 0), (200, "a", 1, 0), (200, "b", 1, 0)],
+        );
+        let chaos = run(
+            "chaos seed 1",
+            &[(200, "a", 1, 0), (200, "c", 1, 0), (200, "a", 1, 0)],
+        );
         let divergence = judge(&[fresh, reuse, chaos]).divergence.unwrap();
-        assert_eq!((divergence.call, divergence.run.as_str()), (2, "chaos seed 1"));
+        assert_eq!(
+            (divergence.call, divergence.run.as_str()),
+            (2, "chaos seed 1")
+        );
     }
 
     #[test]
     fn a_steady_leak_is_measured_and_bounded() {
         let page = 65536;
         let fresh = run("fresh", &[(200, "ok", 1, page); 5]);
-        let calls: Vec<(u16, &str, u64, u64)> =
-            (0..5).map(|i| (200, "ok", 1, page + i * 4 * page)).collect();
+        let calls: Vec<(u16, &str, u64, u64)> = (0..5)
+            .map(|i| (200, "ok", 1, page + i * 4 * page))
+            .collect();
         let reuse = run("reuse", &calls);
         let report = judge(&[fresh, reuse]);
         assert_eq!(report.verdict, Verdict::ReuseSafe);

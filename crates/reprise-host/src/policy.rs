@@ -313,8 +313,16 @@ mod tests {
         for (text, reused) in cases {
             let h = text.map(hint);
             let resolution = resolve(PolicyChoice::Auto, h.as_ref(), &flags);
-            assert_eq!(matches!(resolution.policy, Policy::Reuse(_)), reused, "{text:?}");
-            assert!(resolution.notes.is_empty(), "{text:?}: {:?}", resolution.notes);
+            assert_eq!(
+                matches!(resolution.policy, Policy::Reuse(_)),
+                reused,
+                "{text:?}"
+            );
+            assert!(
+                resolution.notes.is_empty(),
+                "{text:?}: {:?}",
+                resolution.notes
+            );
         }
     }
 
@@ -369,7 +377,10 @@ mod tests {
             ..ReuseBounds::default()
         });
         assert_eq!(policy.admit(&stats(2, 0)), Admit::Yes);
-        assert_eq!(policy.admit(&stats(3, 0)), Admit::Retire(Retirement::MaxCalls));
+        assert_eq!(
+            policy.admit(&stats(3, 0)),
+            Admit::Retire(Retirement::MaxCalls)
+        );
         // p2 instances take one call at a time whatever the bound says.
         assert_eq!(policy.admit(&stats(1, 1)), Admit::NotNow);
         let concurrent = |in_flight| InstanceStats {

@@ -39,7 +39,9 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     // Unbounded reuse: the check looks for what long-lived instances expose.
     let reused = manager(Policy::Reuse(ReuseBounds::default()))?;
     let first_seed = args.seed.unwrap_or_else(rand_seed);
-    let seeds: Vec<u64> = (0..args.seeds).map(|i| first_seed.wrapping_add(i)).collect();
+    let seeds: Vec<u64> = (0..args.seeds)
+        .map(|i| first_seed.wrapping_add(i))
+        .collect();
     if !args.json {
         eprintln!(
             "checking {} with {} calls: fresh, reuse, and chaos with seeds {}",
@@ -48,11 +50,15 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             join(&seeds)
         );
     }
-    let runs = crate::instances::runtime()?.block_on(check::run_all(fresh, reused, &seeds, &script))?;
+    let runs =
+        crate::instances::runtime()?.block_on(check::run_all(fresh, reused, &seeds, &script))?;
     let report = check::judge(&runs);
     let file = args.component.display().to_string();
     let declared = declared.map(|h| h.to_string());
-    let set_command = format!("reprise hint set {file} '{}' -o {file}", report.recommended_hint);
+    let set_command = format!(
+        "reprise hint set {file} '{}' -o {file}",
+        report.recommended_hint
+    );
     if args.json {
         let value = json!({
             "component": file,
@@ -109,9 +115,7 @@ fn print_text(report: &Report, declared: Option<&str>, set_command: &str) {
     }
     println!("verdict: {}", report.verdict.as_str());
     let meaning = match report.verdict {
-        Verdict::ReuseSafe => {
-            "the component answers the same whether hosts reuse instances or not"
-        }
+        Verdict::ReuseSafe => "the component answers the same whether hosts reuse instances or not",
         Verdict::DependsOnReuse => {
             "answers depend on state kept in the instance between calls; hosts that give \
              calls fresh instances (or reuse them differently) answer differently"
@@ -133,7 +137,11 @@ fn print_text(report: &Report, declared: Option<&str>, set_command: &str) {
 }
 
 fn join(seeds: &[u64]) -> String {
-    seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+    seeds
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A random first seed; printed with the report so the run can be replayed.

@@ -4,7 +4,7 @@
 use crate::cli::HintCommand;
 use anyhow::Context as _;
 use reprise_hint::{Mode, ReuseHint};
-use reprise_host::component::{Source, classify, BinaryKind};
+use reprise_host::component::{BinaryKind, Source, classify};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -12,7 +12,8 @@ pub fn run(command: HintCommand) -> anyhow::Result<ExitCode> {
     match command {
         HintCommand::Show { file, json } => {
             let bytes = read(&file)?;
-            let report = reprise_hint::inspect(&bytes).with_context(|| file.display().to_string())?;
+            let report =
+                reprise_hint::inspect(&bytes).with_context(|| file.display().to_string())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report.to_json())?);
             } else {
@@ -64,7 +65,10 @@ fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 /// that are not components are left for the loader to reject with its own
 /// message.
 pub fn effective_hint(bytes: &[u8], source: &Source) -> Option<ReuseHint> {
-    if !matches!(classify(bytes, &source.to_string()), Ok(BinaryKind::Component)) {
+    if !matches!(
+        classify(bytes, &source.to_string()),
+        Ok(BinaryKind::Component)
+    ) {
         return None;
     }
     let report = match reprise_hint::inspect(bytes) {

@@ -39,8 +39,9 @@ fn main() -> ExitCode {
 /// Logs go to stderr, filtered by `RUST_LOG` (default: Reprise's own
 /// informational messages and everyone's warnings).
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,reprise=info,reprise_host=info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,reprise=info,reprise_host=info")
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -20,7 +20,8 @@ pub fn size(text: &str) -> Result<u64, String> {
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(trimmed.len());
     let (number, unit) = trimmed.split_at(split);
-    let invalid = || format!("invalid size `{text}` (write e.g. `64MiB`, `512k`, `1G` or a number of bytes)");
+    let invalid =
+        || format!("invalid size `{text}` (write e.g. `64MiB`, `512k`, `1G` or a number of bytes)");
     let number: u64 = number.parse().map_err(|_| invalid())?;
     let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,

@@ -9,7 +9,13 @@ use support::Server;
 /// Serves `counter` under chaos with `seed` and returns the bodies of 40
 /// serial requests and the instances that served them.
 fn chaos_run(seed: &str) -> (Vec<String>, HashSet<u64>, String) {
-    let server = Server::start(&[COUNTER, "--chaos=0.3", "--seed", seed, "--expose-instance-id"]);
+    let server = Server::start(&[
+        COUNTER,
+        "--chaos=0.3",
+        "--seed",
+        seed,
+        "--expose-instance-id",
+    ]);
     let mut bodies = Vec::new();
     let mut instances = HashSet::new();
     for _ in 0..40 {
@@ -89,7 +95,12 @@ fn instances_never_serve_two_isolation_keys() {
         let first_of_tenant = seen_tenants.insert(tenant.clone());
         // A tenant's first request lands on a clean instance although other
         // tenants' instances hold secrets; later ones reuse the tenant's own.
-        assert_eq!(response.body == "clean\n", first_of_tenant, "{i}: {}", response.body);
+        assert_eq!(
+            response.body == "clean\n",
+            first_of_tenant,
+            "{i}: {}",
+            response.body
+        );
         let previous = owner.entry(instance).or_insert_with(|| tenant.clone());
         assert_eq!(*previous, tenant, "instance {instance} served two tenants");
     }
@@ -97,7 +108,13 @@ fn instances_never_serve_two_isolation_keys() {
 
 #[test]
 fn requests_without_an_isolation_key_get_fresh_instances() {
-    let server = Server::start(&[COUNTER, "--policy", "reuse", "--isolate-by", "header:x-tenant"]);
+    let server = Server::start(&[
+        COUNTER,
+        "--policy",
+        "reuse",
+        "--isolate-by",
+        "header:x-tenant",
+    ]);
     for _ in 0..5 {
         assert_eq!(server.get("/").body, "1\n");
     }

@@ -27,7 +27,10 @@ fn counter_depends_on_reuse() {
     let (ok, out) = check(&[COUNTER, "--seed", "1"]);
     assert!(!ok);
     assert!(out.contains("verdict: depends on reuse"), "{out}");
-    assert!(out.contains("first divergence: call 2 under reuse"), "{out}");
+    assert!(
+        out.contains("first divergence: call 2 under reuse"),
+        "{out}"
+    );
     assert!(out.contains(r#"reuse answered: 200 "2\n""#), "{out}");
 }
 
@@ -50,7 +53,12 @@ fn leaking_component_reports_growth_as_json() {
     // 256 KiB leaked per call (memory grows in 64 KiB pages).
     assert!((200_000.0..400_000.0).contains(&per_call), "{per_call}");
     assert_eq!(report["memory"]["still_growing"], true);
-    assert!(report["recommended_hint"].as_str().unwrap().starts_with("v1 reuse max-calls="));
+    assert!(
+        report["recommended_hint"]
+            .as_str()
+            .unwrap()
+            .starts_with("v1 reuse max-calls=")
+    );
     assert_eq!(report["chaos_seeds"], serde_json::json!([1, 2, 3]));
 }
 
@@ -58,7 +66,11 @@ fn leaking_component_reports_growth_as_json() {
 fn scripts_drive_the_check() {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
     let script = dir.join(format!("echo-{}.script", std::process::id()));
-    std::fs::write(&script, "# echo\nPOST /a hello\nPOST /b some longer body text\nPUT /c x\n").unwrap();
+    std::fs::write(
+        &script,
+        "# echo\nPOST /a hello\nPOST /b some longer body text\nPUT /c x\n",
+    )
+    .unwrap();
     let (ok, out) = check(&[ECHO, "--script", script.to_str().unwrap(), "--seeds", "2"]);
     assert!(ok, "{out}");
     assert!(out.contains("verdict: reuse-safe"), "{out}");
@@ -76,7 +88,12 @@ fn echo_survives_chaos_chunking_exactly() {
             .post(&format!("http://{}/", server.addr))
             .send(&body[..])
             .unwrap();
-        let echoed = response.body_mut().with_config().limit(1 << 20).read_to_vec().unwrap();
+        let echoed = response
+            .body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_vec()
+            .unwrap();
         assert_eq!(echoed.len(), body.len());
         assert!(echoed == body, "the echoed body differs");
     }

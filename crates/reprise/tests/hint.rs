@@ -30,8 +30,14 @@ fn show_reads_the_hint_declared_in_rust_source() {
     let text = stdout(&["hint", "show", EXAMPLE]);
     assert_eq!(text.lines().next(), Some("v1 reuse max-calls=1000"));
     assert!(text.contains("from component/"), "{text}");
-    assert_eq!(stdout(&["hint", "show", HINTED_FRESH]).lines().next(), Some("v1 fresh"));
-    assert_eq!(stdout(&["hint", "show", HELLO]).lines().next(), Some("none"));
+    assert_eq!(
+        stdout(&["hint", "show", HINTED_FRESH]).lines().next(),
+        Some("v1 fresh")
+    );
+    assert_eq!(
+        stdout(&["hint", "show", HELLO]).lines().next(),
+        Some("none")
+    );
 }
 
 #[test]
@@ -40,7 +46,12 @@ fn show_json_has_the_stable_shape() {
         serde_json::from_str(&stdout(&["hint", "show", "--json", HINTED_REUSE])).unwrap();
     assert_eq!(json["effective"], "v1 reuse max-calls=3");
     assert_eq!(json["sources"][0]["hint"], "v1 reuse max-calls=3");
-    assert!(json["sources"][0]["path"].as_str().unwrap().starts_with("component"));
+    assert!(
+        json["sources"][0]["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("component")
+    );
     assert_eq!(json["conflicts"], serde_json::json!([]));
     let none: serde_json::Value =
         serde_json::from_str(&stdout(&["hint", "show", "--json", HELLO])).unwrap();
@@ -50,9 +61,19 @@ fn show_json_has_the_stable_shape() {
 #[test]
 fn set_then_clear_round_trips_and_the_result_still_serves() {
     let hinted = out_path("hello-hinted.wasm");
-    run(&["hint", "set", HELLO, "v1 reuse max-concurrency=4 max-calls=100", "-o", &hinted]);
+    run(&[
+        "hint",
+        "set",
+        HELLO,
+        "v1 reuse max-concurrency=4 max-calls=100",
+        "-o",
+        &hinted,
+    ]);
     let text = stdout(&["hint", "show", &hinted]);
-    assert_eq!(text.lines().next(), Some("v1 reuse max-calls=100 max-concurrency=4"));
+    assert_eq!(
+        text.lines().next(),
+        Some("v1 reuse max-calls=100 max-concurrency=4")
+    );
     assert!(text.contains("from component:"), "{text}");
 
     let server = Server::start(&[&hinted]);
@@ -61,8 +82,14 @@ fn set_then_clear_round_trips_and_the_result_still_serves() {
 
     let cleared = out_path("hello-cleared.wasm");
     run(&["hint", "clear", &hinted, "-o", &cleared]);
-    assert_eq!(stdout(&["hint", "show", &cleared]).lines().next(), Some("none"));
-    assert_eq!(std::fs::read(&cleared).unwrap(), std::fs::read(HELLO).unwrap());
+    assert_eq!(
+        stdout(&["hint", "show", &cleared]).lines().next(),
+        Some("none")
+    );
+    assert_eq!(
+        std::fs::read(&cleared).unwrap(),
+        std::fs::read(HELLO).unwrap()
+    );
 }
 
 #[test]
@@ -140,7 +167,11 @@ fn serve_warns_about_a_malformed_hint_and_still_serves() {
 
     let server = Server::start(&[&twice]);
     assert_eq!(server.get("/").status, 200);
-    assert!(server.stderr().contains("ignoring the reuse hint"), "{}", server.stderr());
+    assert!(
+        server.stderr().contains("ignoring the reuse hint"),
+        "{}",
+        server.stderr()
+    );
 }
 
 /// A raw custom section `instance-reuse-hint` with `payload`.

@@ -12,8 +12,16 @@ fn bundled_example_is_served_without_arguments() {
     let server = Server::start(&["--expose-instance-id"]);
     let response = server.get("/");
     assert_eq!(response.status, 200);
-    assert!(response.body.contains("Hello from Reprise"), "{}", response.body);
-    assert!(response.body.contains("served 1 request"), "{}", response.body);
+    assert!(
+        response.body.contains("Hello from Reprise"),
+        "{}",
+        response.body
+    );
+    assert!(
+        response.body.contains("served 1 request"),
+        "{}",
+        response.body
+    );
     // The example declares a reuse hint, which the default policy follows.
     let second = server.get("/");
     assert!(second.body.contains("served 2 request"), "{}", second.body);
@@ -43,7 +51,10 @@ fn counter_always_answers_1_under_fresh() {
     for _ in 0..20 {
         let response = server.get("/");
         assert_eq!(response.body, "1\n");
-        assert!(instances.insert(response.instance.unwrap()), "instance served twice");
+        assert!(
+            instances.insert(response.instance.unwrap()),
+            "instance served twice"
+        );
     }
 }
 
@@ -68,7 +79,10 @@ fn canary_never_sees_an_earlier_secret_under_fresh() {
     for i in 0..1000 {
         let response = server.get("/");
         assert_eq!(response.status, 200);
-        assert_eq!(response.body, "clean\n", "request {i} saw another request's secret");
+        assert_eq!(
+            response.body, "clean\n",
+            "request {i} saw another request's secret"
+        );
     }
 }
 
@@ -91,7 +105,10 @@ fn trap_answers_500_and_the_next_request_is_served() {
     let after = server.get("/");
     assert_eq!(after.status, 200);
     assert_eq!(after.body, "ok\n");
-    assert_ne!(after.instance, trapped.instance, "a trapped instance was reused");
+    assert_ne!(
+        after.instance, trapped.instance,
+        "a trapped instance was reused"
+    );
 }
 
 #[test]
@@ -121,9 +138,9 @@ fn sigterm_lets_an_in_flight_request_finish() {
     let server = Server::start(&[COUNTER_P3]);
     let addr = server.addr.clone();
     let slow = std::thread::spawn(move || {
-        ureq::get(&format!("http://{addr}/slow")).call().map(|mut r| {
-            (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
-        })
+        ureq::get(&format!("http://{addr}/slow"))
+            .call()
+            .map(|mut r| (r.status().as_u16(), r.body_mut().read_to_string().unwrap()))
     });
     std::thread::sleep(std::time::Duration::from_millis(30));
     let status = server.terminate();
@@ -137,7 +154,10 @@ fn assert_one_line_error(args: &[&str], expected: &str) {
     let output = run(args);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "expected failure for {args:?}");
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
     assert_eq!(errors.len(), 1, "stderr: {stderr}");
     assert!(errors[0].contains(expected), "stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "stderr: {stderr}");
@@ -146,7 +166,10 @@ fn assert_one_line_error(args: &[&str], expected: &str) {
 
 #[test]
 fn missing_file_is_named() {
-    assert_one_line_error(&["serve", "/no/such/component.wasm"], "cannot read /no/such/component.wasm");
+    assert_one_line_error(
+        &["serve", "/no/such/component.wasm"],
+        "cannot read /no/such/component.wasm",
+    );
 }
 
 #[test]
@@ -154,7 +177,10 @@ fn non_wasm_file_is_rejected() {
     let dir = tempdir();
     let path = dir.join("notes.txt");
     std::fs::write(&path, "just some text").unwrap();
-    assert_one_line_error(&["serve", path.to_str().unwrap()], "is not a WebAssembly binary");
+    assert_one_line_error(
+        &["serve", path.to_str().unwrap()],
+        "is not a WebAssembly binary",
+    );
 }
 
 #[test]
@@ -162,7 +188,10 @@ fn core_module_is_rejected() {
     let dir = tempdir();
     let path = dir.join("module.wasm");
     std::fs::write(&path, b"\0asm\x01\0\0\0").unwrap();
-    assert_one_line_error(&["serve", path.to_str().unwrap()], "is a core WebAssembly module, not a component");
+    assert_one_line_error(
+        &["serve", path.to_str().unwrap()],
+        "is a core WebAssembly module, not a component",
+    );
 }
 
 #[test]
@@ -170,7 +199,10 @@ fn component_without_http_export_is_rejected() {
     let dir = tempdir();
     let path = dir.join("empty.wasm");
     std::fs::write(&path, b"\0asm\x0d\0\x01\0").unwrap();
-    assert_one_line_error(&["serve", path.to_str().unwrap()], "does not export a wasi:http handler");
+    assert_one_line_error(
+        &["serve", path.to_str().unwrap()],
+        "does not export a wasi:http handler",
+    );
 }
 
 #[test]
@@ -180,7 +212,10 @@ fn corrupt_component_is_rejected() {
     let mut bytes = std::fs::read(HELLO).unwrap();
     bytes.truncate(bytes.len() / 2);
     std::fs::write(&path, bytes).unwrap();
-    assert_one_line_error(&["serve", path.to_str().unwrap()], "is not a valid component");
+    assert_one_line_error(
+        &["serve", path.to_str().unwrap()],
+        "is not a valid component",
+    );
 }
 
 /// A fresh directory under the target dir, so nothing leaks into /tmp.

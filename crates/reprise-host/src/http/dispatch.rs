@@ -11,18 +11,19 @@
 //!   decides whether an instance takes another call;
 //! - [`WorkerExpiration::poll`]: idle timeout, maximum age and the call
 //!   deadline retire instances.
+//!
 //! What `ProxyHandler` does not give is a choice of *which* instance serves a
 //! call (any available worker takes the next request); features that need
-//! that choice are layered on top by keeping several handlers and picking one.
+//! that choice keep several handlers and pick one (see `route.rs`).
 
 use crate::instance::{InstanceId, InstanceState};
 use crate::manager::InstanceManager;
 use crate::metrics::Retirement;
 use crate::policy::{Admit, InstanceStats, Policy};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -121,7 +122,11 @@ impl Dispatch {
 
     fn park(&self, instance: ProxyInstance) {
         self.0.warm.lock().unwrap().push_back(instance);
-        self.0.manager.metrics().warm_instances.fetch_add(1, Relaxed);
+        self.0
+            .manager
+            .metrics()
+            .warm_instances
+            .fetch_add(1, Relaxed);
     }
 
     /// A parked instance that may still take calls. One the policy would
@@ -130,7 +135,11 @@ impl Dispatch {
     fn take_warm(&self) -> Option<ProxyInstance> {
         loop {
             let instance = self.0.warm.lock().unwrap().pop_front()?;
-            self.0.manager.metrics().warm_instances.fetch_sub(1, Relaxed);
+            self.0
+                .manager
+                .metrics()
+                .warm_instances
+                .fetch_sub(1, Relaxed);
             if self.0.prewarm > 0 {
                 tokio::spawn(self.clone().refill());
             }
@@ -406,10 +415,8 @@ impl WorkerState for Worker {
 /// Which retirement reason a failed call or instance stands for.
 pub fn classify_failure(error: &anyhow::Error) -> Retirement {
     for cause in error.chain() {
-        if let Some(trap) = cause.downcast_ref::<wasmtime::Trap>() {
-            if *trap == wasmtime::Trap::Interrupt {
-                return Retirement::Timeout;
-            }
+        if cause.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
+            return Retirement::Timeout;
         }
         if cause
             .downcast_ref::<wasmtime_wasi_http::handler::ExpirationError>()

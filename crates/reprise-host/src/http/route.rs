@@ -39,7 +39,9 @@ impl FromStr for IsolateBy {
         };
         HeaderName::from_str(name)
             .map(IsolateBy::Header)
-            .map_err(|_| format!("invalid isolation key `{text}`: `{name}` is not a valid header name"))
+            .map_err(|_| {
+                format!("invalid isolation key `{text}`: `{name}` is not a valid header name")
+            })
     }
 }
 
@@ -180,7 +182,17 @@ mod tests {
             "header:x-tenant".parse::<IsolateBy>().unwrap(),
             IsolateBy::Header(HeaderName::from_static("x-tenant"))
         );
-        assert!("cookie:x".parse::<IsolateBy>().unwrap_err().contains("header:NAME"));
-        assert!("header:bad name".parse::<IsolateBy>().unwrap_err().contains("not a valid header"));
+        assert!(
+            "cookie:x"
+                .parse::<IsolateBy>()
+                .unwrap_err()
+                .contains("header:NAME")
+        );
+        assert!(
+            "header:bad name"
+                .parse::<IsolateBy>()
+                .unwrap_err()
+                .contains("not a valid header")
+        );
     }
 }

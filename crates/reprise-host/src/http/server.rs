@@ -100,10 +100,11 @@ fn adapt_request(
     local: SocketAddr,
 ) -> http::Request<wasmtime_wasi_http::WasiBody> {
     let (mut parts, body) = request.into_parts();
-    if parts.uri.authority().is_none() && !parts.headers.contains_key(http::header::HOST) {
-        if let Ok(host) = HeaderValue::from_str(&local.to_string()) {
-            parts.headers.insert(http::header::HOST, host);
-        }
+    if parts.uri.authority().is_none()
+        && !parts.headers.contains_key(http::header::HOST)
+        && let Ok(host) = HeaderValue::from_str(&local.to_string())
+    {
+        parts.headers.insert(http::header::HOST, host);
     }
     let body = body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync();
     http::Request::from_parts(parts, body)
