@@ -21,6 +21,12 @@ const HOST_BUILD_VARS: &[&str] = &[
     "CARGO_BUILD_TARGET",
     "CARGO_BUILD_TARGET_DIR",
     "RUSTC_WORKSPACE_WRAPPER",
+    // The outer build's jobserver: its file descriptors are not valid in the
+    // nested cargo (seen here as another rustc's output arriving on a probe's
+    // stdin), so the nested build gets its own job count instead.
+    "CARGO_MAKEFLAGS",
+    "MAKEFLAGS",
+    "MFLAGS",
 ];
 const HOST_BUILD_VAR_PREFIXES: &[&str] = &["CARGO_FEATURE_", "CARGO_CFG_"];
 
@@ -153,8 +159,9 @@ fn build_guests(guest_dir: &Path, guest_target_dir: &Path) {
         .arg(guest_dir.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(guest_target_dir);
-    // The jobserver variables (CARGO_MAKEFLAGS, ...) stay: the nested build then shares the outer
-    // build's job slots instead of adding its own.
+    if let Some(jobs) = env::var_os("NUM_JOBS") {
+        command.arg("--jobs").arg(jobs);
+    }
     for (key, _) in env::vars_os() {
         let key = key.to_string_lossy();
         if HOST_BUILD_VARS.contains(&&*key)

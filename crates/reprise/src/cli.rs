@@ -96,6 +96,12 @@ pub struct ServeArgs {
     #[arg(long, value_parser = crate::units::duration)]
     pub idle_timeout: Option<Duration>,
 
+    /// Under reuse: retire an instance, after its current request, once its
+    /// linear memory exceeds this (e.g. `256MiB`); a soft ceiling below
+    /// `--max-memory`, for components that leak.
+    #[arg(long, value_parser = crate::units::size)]
+    pub memory_ceiling: Option<u64>,
+
     /// Open connections served at once; more wait in the listen backlog.
     #[arg(long, default_value_t = 1024)]
     pub max_connections: usize,

@@ -25,6 +25,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let flags = ReuseFlags {
         max_concurrency: args.max_concurrency,
         idle_timeout: args.idle_timeout,
+        memory_ceiling: args.memory_ceiling,
         ..args.instances.reuse_flags()
     };
     let mut prepared = prepare(source.clone(), &args.instances, &flags)?;

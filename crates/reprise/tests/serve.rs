@@ -260,3 +260,51 @@ fn prewarmed_instances_serve_the_first_requests() {
     assert!(first.instance.unwrap() <= 2, "{:?}", first.instance);
     assert_eq!(server.admin_get("/live").status, 200);
 }
+
+#[test]
+fn memory_ceiling_retires_a_leaking_instance() {
+    // `leak` keeps 256 KiB per request: with a 2 MiB ceiling an instance is
+    // retired after a handful of requests instead of growing forever.
+    let server = Server::start(&[
+        LEAK,
+        "--policy",
+        "reuse",
+        "--memory-ceiling",
+        "2MiB",
+        "--expose-instance-id",
+    ]);
+    let instances: HashSet<u64> = (0..20).map(|_| server.get("/").instance.unwrap()).collect();
+    assert!(instances.len() >= 2, "never retired: {instances:?}");
+    assert!(
+        instances.len() < 20,
+        "retired after every request: {instances:?}"
+    );
+}
+
+#[test]
+fn p3_concurrency_per_instance_never_exceeds_max_concurrency() {
+    let server = Server::start(&[COUNTER_P3, "--policy", "reuse", "--max-concurrency", "2"]);
+    let addr = server.addr.clone();
+    let requests: Vec<_> = (0..6)
+        .map(|i| {
+            let addr = addr.clone();
+            std::thread::sleep(std::time::Duration::from_millis(10 * i));
+            std::thread::spawn(move || {
+                let response = ureq::get(&format!("http://{addr}/slow")).call().unwrap();
+                let in_flight: u32 = response.headers()["x-in-flight"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                in_flight
+            })
+        })
+        .collect();
+    for request in requests {
+        let in_flight = request.join().unwrap();
+        assert!(
+            in_flight <= 2,
+            "{in_flight} concurrent requests on one instance"
+        );
+    }
+}
