@@ -64,8 +64,7 @@ fn leaking_component_reports_growth_as_json() {
 
 #[test]
 fn scripts_drive_the_check() {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let script = dir.join(format!("echo-{}.script", std::process::id()));
+    let script = support::scratch_path("echo.script");
     std::fs::write(
         &script,
         "# echo\nPOST /a hello\nPOST /b some longer body text\nPUT /c x\n",

@@ -17,12 +17,7 @@ fn stdout(args: &[&str]) -> String {
 }
 
 fn out_path(name: &str) -> String {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("hint-tests");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(format!("{}-{name}", std::process::id()))
-        .to_str()
-        .unwrap()
-        .to_string()
+    support::scratch_path(name).to_str().unwrap().to_string()
 }
 
 #[test]

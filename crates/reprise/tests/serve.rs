@@ -5,7 +5,7 @@ mod support;
 
 use reprise_test_programs::*;
 use std::collections::HashSet;
-use support::{Server, metric, run};
+use support::{Server, metric, run, scratch_path};
 
 #[test]
 fn bundled_example_is_served_without_arguments() {
@@ -172,63 +172,49 @@ fn missing_file_is_named() {
     );
 }
 
+/// `reprise serve` on a file holding `bytes` fails with one line naming
+/// the problem.
+fn assert_file_rejected(name: &str, bytes: &[u8], expected: &str) {
+    let path = scratch_path(name);
+    std::fs::write(&path, bytes).unwrap();
+    assert_one_line_error(&["serve", path.to_str().unwrap()], expected);
+}
+
 #[test]
 fn non_wasm_file_is_rejected() {
-    let dir = tempdir();
-    let path = dir.join("notes.txt");
-    std::fs::write(&path, "just some text").unwrap();
-    assert_one_line_error(
-        &["serve", path.to_str().unwrap()],
+    assert_file_rejected(
+        "notes.txt",
+        b"just some text",
         "is not a WebAssembly binary",
     );
 }
 
 #[test]
 fn core_module_is_rejected() {
-    let dir = tempdir();
-    let path = dir.join("module.wasm");
-    std::fs::write(&path, b"\0asm\x01\0\0\0").unwrap();
-    assert_one_line_error(
-        &["serve", path.to_str().unwrap()],
+    assert_file_rejected(
+        "module.wasm",
+        b"\0asm\x01\0\0\0",
         "is a core WebAssembly module, not a component",
     );
 }
 
 #[test]
 fn component_without_http_export_is_rejected() {
-    let dir = tempdir();
-    let path = dir.join("empty.wasm");
-    std::fs::write(&path, b"\0asm\x0d\0\x01\0").unwrap();
-    assert_one_line_error(
-        &["serve", path.to_str().unwrap()],
+    assert_file_rejected(
+        "empty.wasm",
+        b"\0asm\x0d\0\x01\0",
         "does not export a wasi:http handler",
     );
 }
 
 #[test]
 fn corrupt_component_is_rejected() {
-    let dir = tempdir();
-    let path = dir.join("broken.wasm");
-    let mut bytes = std::fs::read(HELLO).unwrap();
-    bytes.truncate(bytes.len() / 2);
-    std::fs::write(&path, bytes).unwrap();
-    assert_one_line_error(
-        &["serve", path.to_str().unwrap()],
+    let bytes = std::fs::read(HELLO).unwrap();
+    assert_file_rejected(
+        "broken.wasm",
+        &bytes[..bytes.len() / 2],
         "is not a valid component",
     );
-}
-
-/// A fresh directory under the target dir, so nothing leaks into /tmp.
-fn tempdir() -> std::path::PathBuf {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "serve-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[test]

@@ -181,3 +181,11 @@ pub fn metric(text: &str, name: &str) -> u64 {
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
 }
+
+/// A path for a scratch file named `name` under the target dir, unique to
+/// this test process, so tests never collide or write into the tree.
+pub fn scratch_path(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("reprise-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(format!("{}-{name}", std::process::id()))
+}
