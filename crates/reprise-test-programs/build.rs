@@ -172,9 +172,23 @@ fn build_guests(guest_dir: &Path, guest_target_dir: &Path) {
             command.env_remove(&*key);
         }
     }
-    let output = command
-        .output()
-        .expect("run cargo to build the guest workspace");
+    // The nested cargo's first step, asking rustc about the target, has been
+    // seen to fail on a clean clone while the outer build runs its own
+    // probes in parallel (rustc read another probe's text as its input). It
+    // is transient, so that one failure is retried; real build errors are not.
+    let mut attempts = 0;
+    let output = loop {
+        attempts += 1;
+        let output = command
+            .output()
+            .expect("run cargo to build the guest workspace");
+        let probe_failed = String::from_utf8_lossy(&output.stderr)
+            .contains("failed to run `rustc` to learn about target-specific information");
+        if output.status.success() || !probe_failed || attempts == 3 {
+            break output;
+        }
+        println!("cargo:warning=retrying the guest build after a failed rustc probe");
+    };
     if !output.status.success() {
         panic!(
             "building the guest workspace ({}) failed: {}\n{}{}",
