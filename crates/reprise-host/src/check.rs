@@ -153,7 +153,7 @@ pub async fn run_all(
     script: &[ScriptedRequest],
 ) -> anyhow::Result<Vec<Run>> {
     let mut runs = Vec::new();
-    let front = HttpFrontEnd::new(fresh, Routing::Shared, false, 0)?;
+    let front = HttpFrontEnd::new(fresh.clone(), Routing::Shared, false, 0)?;
     runs.push(run_script("fresh".into(), &front, script).await);
     let front = HttpFrontEnd::new(reused.clone(), Routing::Shared, false, 0)?;
     runs.push(run_script("reuse".into(), &front, script).await);
@@ -163,6 +163,8 @@ pub async fn run_all(
         let front = HttpFrontEnd::new(reused.clone(), Routing::Chaos(Arc::new(chaos)), false, 0)?;
         runs.push(run_script(format!("chaos seed {seed}"), &front, script).await);
     }
+    fresh.close();
+    reused.close();
     Ok(runs)
 }
 

@@ -41,6 +41,9 @@ pub struct InstanceManager {
     readiness: Readiness,
     /// The WASI command line every instance sees (`reprise run`'s ARGS).
     guest_args: Vec<String>,
+    /// Set by [`Self::close`]: instances still alive are being torn down
+    /// with the process, not failing.
+    closing: AtomicBool,
 }
 
 /// How long past the instantiation deadline initialization may take before
@@ -86,6 +89,7 @@ impl InstanceManager {
             metrics: Arc::default(),
             readiness: Readiness::default(),
             guest_args: Vec::new(),
+            closing: AtomicBool::new(false),
         })
     }
 
@@ -200,6 +204,20 @@ impl InstanceManager {
             init.run(&mut *store, &instance).await?;
         }
         Ok(instance)
+    }
+
+    /// Marks the component as shutting down: the front ends are done with
+    /// it, and instances still alive (idle reused ones, parked warm ones)
+    /// are about to be dropped with the async runtime. Their workers then
+    /// end without finishing, which wasmtime reports as an error; after
+    /// `close` that is counted as a shutdown, not logged as a failure.
+    pub fn close(&self) {
+        self.closing.store(true, Relaxed);
+    }
+
+    /// Whether [`Self::close`] was called.
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Relaxed)
     }
 
     /// True once any instance initialized successfully.

@@ -89,7 +89,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             max_connections: args.max_connections,
             ..ServeOptions::default()
         };
-        serve(listener, front, options, wait_for(stop_rx)).await
+        serve(listener, front, options, wait_for(stop_rx)).await?;
+        manager.close();
+        anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -399,9 +399,10 @@ impl WorkerState for Worker {
     fn drop(&self, store: Store<InstanceState>, result: wasmtime::Result<()>) {
         let reason = match result {
             Ok(()) => self.lifecycle.reason().unwrap_or(Retirement::MaxCalls),
+            Err(_) if self.manager.is_closing() => Retirement::Shutdown,
             Err(e) => {
                 let e = anyhow::Error::from(e);
-                tracing::warn!(instance = self.lifecycle.id, "instance failed: {e:?}");
+                tracing::warn!(instance = self.lifecycle.id, "instance failed: {e:#}");
                 let failure = classify_failure(&e);
                 self.lifecycle.report_failure(failure);
                 self.lifecycle.reason().unwrap_or(failure)
