@@ -1,0 +1,57 @@
+//! Instantiation time: a new store and instance from the pre-instance, the
+//! cost a fresh-per-call policy pays on every request, with the pooling
+//! allocator and with on-demand allocation.
+//!
+//! Measured as the median over batches of the mean time per instance, after
+//! a warm-up batch, so a single slow batch (the other core busy) does not
+//! move the result.
+
+use reprise_host::component::{self, Source};
+use reprise_host::engine::{Allocator, EngineHandle, EngineOptions};
+use reprise_host::manager::{InstanceLimits, InstanceManager};
+use reprise_host::policy::Policy;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const BATCHES: usize = 11;
+const PER_BATCH: usize = 200;
+
+/// Mean time to create, instantiate and drop one instance of `component`.
+pub fn measure(component: &str, allocator: Allocator) -> anyhow::Result<Duration> {
+    let engine = EngineHandle::new(&EngineOptions {
+        allocator,
+        ..EngineOptions::default()
+    })?;
+    if engine.allocator != allocator {
+        anyhow::bail!("the {allocator:?} allocator is not available on this machine");
+    }
+    let source = Source::File(PathBuf::from(component));
+    let bytes = component::read(&source)?;
+    let compiled = component::compile(&engine.engine, &bytes, &source)?;
+    let manager = InstanceManager::new(
+        engine,
+        compiled,
+        InstanceLimits::default(),
+        Policy::Fresh,
+    )?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut batches = Vec::with_capacity(BATCHES);
+        // The first batch warms caches and the pool's slots; it is not kept.
+        for batch in 0..=BATCHES {
+            let start = Instant::now();
+            for _ in 0..PER_BATCH {
+                let mut store = manager.new_store();
+                manager.instance_pre().instantiate_async(&mut store).await?;
+                drop(store);
+            }
+            if batch > 0 {
+                batches.push(start.elapsed() / PER_BATCH as u32);
+            }
+        }
+        batches.sort();
+        Ok(batches[batches.len() / 2])
+    })
+}

@@ -1,0 +1,313 @@
+//! `reprise-bench`: Reprise's speed as ratios measured in one run.
+//!
+//! Serves the `hello` and `slow-init` fixtures with `reprise serve` under
+//! each policy, with `wasmtime serve` (the same component, the same load
+//! generator) and compares them with a native hyper server, the ceiling.
+//! Load comes from `wrk` over loopback for a bounded time per scenario; the
+//! servers run one at a time so each has the machine to itself.
+//!
+//! ```sh
+//! cargo run --release -p reprise-bench -- --out docs/benchmarks
+//! ```
+
+mod instantiate;
+mod load;
+mod report;
+mod servers;
+mod tools;
+
+use anyhow::Context as _;
+use clap::Parser;
+use load::LoadSpec;
+use report::{Measurement, Report};
+use reprise_host::engine::Allocator;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "reprise-bench",
+    about = "Measure reprise serve against wasmtime serve and native hyper; print ratios"
+)]
+struct Args {
+    /// Load duration of each scenario.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+
+    /// Connections wrk keeps open.
+    #[arg(long, default_value_t = 16)]
+    connections: u32,
+
+    /// wrk threads (1 leaves the other core of a 2-core machine to the server).
+    #[arg(long, default_value_t = 1)]
+    threads: u32,
+
+    /// Leave wasmtime serve out (it is installed with cargo on first use).
+    #[arg(long)]
+    skip_wasmtime: bool,
+
+    /// Only run scenarios whose name contains this (e.g. `hello/`, `reprise-`).
+    #[arg(long)]
+    only: Option<String>,
+
+    /// Also write `<DATE>.md` and `<DATE>.json` into this directory.
+    #[arg(long)]
+    out: Option<PathBuf>,
+
+    /// Exit non-zero when a ratio misses its target.
+    #[arg(long)]
+    strict: bool,
+}
+
+/// Which server a scenario starts.
+enum Server {
+    Native,
+    Wasmtime(&'static [&'static str]),
+    Reprise(&'static [&'static str]),
+}
+
+/// `wasmtime serve` reuses p2 instances only when asked.
+const WASMTIME_REUSE: &[&str] = &["--max-instance-reuse-count", "1000000"];
+
+/// Every scenario: (name, component, server).
+const SCENARIOS: &[(&str, Fixture, Server)] = &[
+    ("hello/native", Fixture::Hello, Server::Native),
+    ("hello/wasmtime-fresh", Fixture::Hello, Server::Wasmtime(&[])),
+    (
+        "hello/wasmtime-reuse",
+        Fixture::Hello,
+        Server::Wasmtime(WASMTIME_REUSE),
+    ),
+    (
+        "hello/reprise-fresh",
+        Fixture::Hello,
+        Server::Reprise(&["--policy", "fresh"]),
+    ),
+    (
+        "hello/reprise-reuse",
+        Fixture::Hello,
+        Server::Reprise(&["--policy", "reuse"]),
+    ),
+    (
+        "hello/reprise-prewarm",
+        Fixture::Hello,
+        Server::Reprise(&["--policy", "fresh", "--prewarm", "16"]),
+    ),
+    (
+        "hello/reprise-chaos",
+        Fixture::Hello,
+        Server::Reprise(&["--chaos=0.1", "--seed", "1"]),
+    ),
+    (
+        "slow-init/wasmtime-fresh",
+        Fixture::SlowInit,
+        Server::Wasmtime(&[]),
+    ),
+    (
+        "slow-init/wasmtime-reuse",
+        Fixture::SlowInit,
+        Server::Wasmtime(WASMTIME_REUSE),
+    ),
+    (
+        "slow-init/reprise-fresh",
+        Fixture::SlowInit,
+        Server::Reprise(&["--policy", "fresh"]),
+    ),
+    (
+        "slow-init/reprise-reuse",
+        Fixture::SlowInit,
+        Server::Reprise(&["--policy", "reuse"]),
+    ),
+    (
+        "slow-init/reprise-prewarm",
+        Fixture::SlowInit,
+        Server::Reprise(&["--policy", "reuse", "--prewarm", "1"]),
+    ),
+];
+
+#[derive(Clone, Copy)]
+enum Fixture {
+    Hello,
+    SlowInit,
+}
+
+impl Fixture {
+    fn path(self) -> &'static str {
+        match self {
+            Fixture::Hello => reprise_test_programs::HELLO,
+            Fixture::SlowInit => reprise_test_programs::SLOW_INIT,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(report) => {
+            let missed = report.ratios.iter().filter(|r| !r.met()).count();
+            if args.strict && missed > 0 {
+                eprintln!("error: {missed} ratio(s) missed their target");
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> anyhow::Result<Report> {
+    let selected = |name: &str| args.only.as_ref().is_none_or(|only| name.contains(only));
+    let wants_wasmtime = !args.skip_wasmtime
+        && SCENARIOS
+            .iter()
+            .any(|(name, _, s)| matches!(s, Server::Wasmtime(_)) && selected(name));
+    let wrk = tools::wrk()?;
+    let reprise = tools::reprise()?;
+    let wasmtime = if wants_wasmtime {
+        Some(tools::wasmtime()?)
+    } else {
+        None
+    };
+    let spec = LoadSpec {
+        connections: args.connections,
+        threads: args.threads,
+        duration: args.duration,
+    };
+
+    let mut measurements = Vec::new();
+    for (name, fixture, server) in SCENARIOS {
+        if !selected(name) {
+            continue;
+        }
+        let component = fixture.path();
+        let (running, command) = match server {
+            Server::Native => (servers::native()?, "native hyper (in process)".to_string()),
+            Server::Wasmtime(flags) => {
+                let Some(wasmtime) = &wasmtime else { continue };
+                (
+                    servers::wasmtime(wasmtime, component, flags)?,
+                    format!("wasmtime serve -Scli {} {}", flags.join(" "), short(component)),
+                )
+            }
+            Server::Reprise(flags) => (
+                servers::reprise(&reprise, component, flags)?,
+                format!("reprise serve {} {}", short(component), flags.join(" ")),
+            ),
+        };
+        eprintln!("bench: {name}: {:?} of load…", spec.duration);
+        let load = load::run(&wrk, &running.url(), &spec).with_context(|| name.to_string())?;
+        eprintln!(
+            "bench: {name}: {:.0} req/s, p50 {:?}, p99 {:?}, {} errors",
+            load.requests_per_sec, load.p50, load.p99, load.errors
+        );
+        measurements.push(Measurement {
+            name: name.to_string(),
+            command,
+            load,
+            first_request: running.first_request,
+        });
+    }
+
+    let mut instantiation = Vec::new();
+    if selected("instantiation") || args.only.is_none() {
+        for (label, allocator) in [
+            ("pooling", Allocator::Pooling),
+            ("on-demand", Allocator::OnDemand),
+        ] {
+            eprintln!("bench: instantiation with the {label} allocator…");
+            match instantiate::measure(reprise_test_programs::HELLO, allocator) {
+                Ok(time) => instantiation.push((label.to_string(), time)),
+                Err(e) => eprintln!("bench: instantiation ({label}) skipped: {e:#}"),
+            }
+        }
+    }
+
+    let report = Report {
+        date: today(),
+        machine: machine(),
+        load: format!(
+            "wrk -t{} -c{} -d{}s --latency",
+            spec.threads,
+            spec.connections,
+            spec.duration.as_secs().max(1)
+        ),
+        ratios: report::ratios(&measurements),
+        measurements,
+        instantiation,
+    };
+    let markdown = report.to_markdown();
+    println!("{markdown}");
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let md = dir.join(format!("{}.md", report.date));
+        let json = dir.join(format!("{}.json", report.date));
+        std::fs::write(&md, &markdown)?;
+        std::fs::write(&json, serde_json::to_string_pretty(&report.to_json())? + "\n")?;
+        eprintln!("bench: wrote {} and {}", md.display(), json.display());
+    }
+    Ok(report)
+}
+
+/// A fixture path without the target directory, for the record.
+fn short(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// Today's date (UTC) as `YYYY-MM-DD`.
+fn today() -> String {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() / 86_400)
+        .unwrap_or(0);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
+/// algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// The CPU model, core count and kernel, as far as Linux tells.
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, m)| m.trim().to_string())
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!(
+        "{model}, {cores} cores, {} {}",
+        std::env::consts::OS,
+        kernel.trim()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_517), (2026, 3, 5));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+}

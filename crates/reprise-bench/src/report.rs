@@ -1,0 +1,324 @@
+//! What a benchmark run measured, the ratios product.md sets targets for,
+//! and the two forms results take: a markdown snapshot for people and JSON
+//! for scripts.
+//!
+//! Every target is a ratio between two measurements of the same run on the
+//! same machine, never an absolute number: absolute speeds vary from
+//! machine to machine, ratios against a baseline measured alongside do not.
+
+use crate::load::LoadResult;
+use serde_json::{Value, json};
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// One server configuration under load.
+#[derive(Clone, Debug)]
+pub struct Measurement {
+    /// `hello/reprise-fresh`, `slow-init/wasmtime-reuse`, `hello/native`, …
+    pub name: String,
+    /// The command line that was measured, for the record.
+    pub command: String,
+    pub load: LoadResult,
+    pub first_request: Duration,
+}
+
+/// A ratio with a target, computed from two measurements.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ratio {
+    pub name: &'static str,
+    /// What it compares, in words.
+    pub meaning: &'static str,
+    pub value: f64,
+    /// The ratio must be at least this.
+    pub target: f64,
+}
+
+impl Ratio {
+    pub fn met(&self) -> bool {
+        self.value >= self.target
+    }
+}
+
+/// What a ratio divides.
+#[derive(Clone, Copy)]
+enum Quantity {
+    /// Requests per second (higher is better).
+    Throughput,
+    /// First-request latency, the baseline over the measured (higher is better).
+    FirstRequestSpeedup,
+}
+
+/// The targets: (name, meaning, numerator, denominator, quantity, target).
+const TARGETS: &[(&str, &str, &str, &str, Quantity, f64)] = &[
+    (
+        "fresh-vs-wasmtime-fresh",
+        "hello, fresh per request: reprise / wasmtime serve",
+        "hello/reprise-fresh",
+        "hello/wasmtime-fresh",
+        Quantity::Throughput,
+        1.5,
+    ),
+    (
+        "reuse-vs-native",
+        "hello, reused: reprise / native hyper",
+        "hello/reprise-reuse",
+        "hello/native",
+        Quantity::Throughput,
+        0.7,
+    ),
+    (
+        "reuse-vs-wasmtime-reuse",
+        "hello, reused: reprise / wasmtime serve",
+        "hello/reprise-reuse",
+        "hello/wasmtime-reuse",
+        Quantity::Throughput,
+        1.25,
+    ),
+    (
+        "reuse-vs-fresh",
+        "hello: reprise reused / reprise fresh",
+        "hello/reprise-reuse",
+        "hello/reprise-fresh",
+        Quantity::Throughput,
+        1.2,
+    ),
+    (
+        "slow-init-reuse-vs-hello-reuse",
+        "reused: slow-init / hello (initialization amortized)",
+        "slow-init/reprise-reuse",
+        "hello/reprise-reuse",
+        Quantity::Throughput,
+        0.95,
+    ),
+    (
+        "slow-init-reuse-vs-fresh",
+        "slow-init: reprise reused / reprise fresh",
+        "slow-init/reprise-reuse",
+        "slow-init/reprise-fresh",
+        Quantity::Throughput,
+        100.0,
+    ),
+    (
+        "chaos-vs-reuse",
+        "hello: reprise --chaos=0.1 / reprise reused",
+        "hello/reprise-chaos",
+        "hello/reprise-reuse",
+        Quantity::Throughput,
+        0.8,
+    ),
+    (
+        "prewarm-first-request",
+        "slow-init first request: wasmtime serve (cold) / reprise --prewarm (warm)",
+        "slow-init/reprise-prewarm",
+        "slow-init/wasmtime-fresh",
+        Quantity::FirstRequestSpeedup,
+        4.0,
+    ),
+];
+
+/// The ratios whose two measurements are both present.
+pub fn ratios(measurements: &[Measurement]) -> Vec<Ratio> {
+    let find = |name: &str| measurements.iter().find(|m| m.name == name);
+    TARGETS
+        .iter()
+        .filter_map(|&(name, meaning, num, den, quantity, target)| {
+            let (num, den) = (find(num)?, find(den)?);
+            let value = match quantity {
+                Quantity::Throughput => num.load.requests_per_sec / den.load.requests_per_sec,
+                Quantity::FirstRequestSpeedup => {
+                    den.first_request.as_secs_f64() / num.first_request.as_secs_f64()
+                }
+            };
+            Some(Ratio {
+                name,
+                meaning,
+                value,
+                target,
+            })
+        })
+        .collect()
+}
+
+/// A whole run.
+pub struct Report {
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    pub machine: String,
+    /// How the load was generated, e.g. `wrk -t1 -c16 -d5s`.
+    pub load: String,
+    pub measurements: Vec<Measurement>,
+    /// `(allocator, time per instance)`.
+    pub instantiation: Vec<(String, Duration)>,
+    pub ratios: Vec<Ratio>,
+}
+
+fn micros(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e7).round() / 10.0
+}
+
+fn human(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us < 1000.0 {
+        format!("{us:.0} µs")
+    } else {
+        format!("{:.2} ms", us / 1000.0)
+    }
+}
+
+impl Report {
+    pub fn to_markdown(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "# Reprise benchmark, {}\n", self.date);
+        let _ = writeln!(out, "- machine: {}", self.machine);
+        let _ = writeln!(out, "- load: `{}` over loopback\n", self.load);
+        out.push_str("| scenario | req/s | p50 | p99 | errors | first request |\n");
+        out.push_str("|---|---:|---:|---:|---:|---:|\n");
+        for m in &self.measurements {
+            let _ = writeln!(
+                out,
+                "| {} | {:.0} | {} | {} | {} | {} |",
+                m.name,
+                m.load.requests_per_sec,
+                human(m.load.p50),
+                human(m.load.p99),
+                m.load.errors,
+                human(m.first_request)
+            );
+        }
+        if !self.instantiation.is_empty() {
+            out.push_str("\n| instantiation (hello) | time per instance |\n|---|---:|\n");
+            for (allocator, time) in &self.instantiation {
+                let _ = writeln!(out, "| {allocator} | {:.1} µs |", micros(*time));
+            }
+        }
+        out.push_str("\n| ratio | meaning | value | target | |\n|---|---|---:|---:|---|\n");
+        for r in &self.ratios {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.2} | ≥ {} | {} |",
+                r.name,
+                r.meaning,
+                r.value,
+                r.target,
+                if r.met() { "met" } else { "**missed**" }
+            );
+        }
+        out.push_str("\nCommands measured:\n\n");
+        for m in &self.measurements {
+            let _ = writeln!(out, "- {}: `{}`", m.name, m.command);
+        }
+        out
+    }
+
+    pub fn to_json(&self) -> Value {
+        let scenarios: serde_json::Map<String, Value> = self
+            .measurements
+            .iter()
+            .map(|m| {
+                (
+                    m.name.clone(),
+                    json!({
+                        "requests_per_sec": m.load.requests_per_sec,
+                        "p50_us": micros(m.load.p50),
+                        "p99_us": micros(m.load.p99),
+                        "requests": m.load.requests,
+                        "errors": m.load.errors,
+                        "first_request_us": micros(m.first_request),
+                        "command": m.command,
+                    }),
+                )
+            })
+            .collect();
+        let instantiation: serde_json::Map<String, Value> = self
+            .instantiation
+            .iter()
+            .map(|(name, time)| (name.clone(), json!(micros(*time))))
+            .collect();
+        let ratios: serde_json::Map<String, Value> = self
+            .ratios
+            .iter()
+            .map(|r| {
+                (
+                    r.name.to_string(),
+                    json!({ "value": r.value, "target": r.target, "met": r.met() }),
+                )
+            })
+            .collect();
+        json!({
+            "date": self.date,
+            "machine": self.machine,
+            "load": self.load,
+            "scenarios": scenarios,
+            "instantiation_us": instantiation,
+            "ratios": ratios,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measured(name: &str, rps: f64, first_ms: u64) -> Measurement {
+        Measurement {
+            name: name.into(),
+            command: String::new(),
+            load: LoadResult {
+                requests_per_sec: rps,
+                p50: Duration::from_micros(100),
+                p99: Duration::from_micros(900),
+                requests: 1,
+                errors: 0,
+            },
+            first_request: Duration::from_millis(first_ms),
+        }
+    }
+
+    #[test]
+    fn ratios_divide_the_named_measurements() {
+        let ratios = ratios(&[
+            measured("hello/reprise-fresh", 30_000.0, 1),
+            measured("hello/wasmtime-fresh", 20_000.0, 1),
+            measured("slow-init/reprise-prewarm", 10.0, 2),
+            measured("slow-init/wasmtime-fresh", 50.0, 30),
+        ]);
+        let fresh = ratios
+            .iter()
+            .find(|r| r.name == "fresh-vs-wasmtime-fresh")
+            .unwrap();
+        assert_eq!(fresh.value, 1.5);
+        assert!(fresh.met());
+        // First-request latency: the cold baseline over the warm one.
+        let warm = ratios
+            .iter()
+            .find(|r| r.name == "prewarm-first-request")
+            .unwrap();
+        assert_eq!(warm.value, 15.0);
+    }
+
+    #[test]
+    fn ratios_missing_a_measurement_are_left_out() {
+        let ratios = ratios(&[measured("hello/reprise-reuse", 1.0, 1)]);
+        assert!(ratios.is_empty(), "{ratios:?}");
+    }
+
+    #[test]
+    fn a_ratio_below_target_is_missed() {
+        let ratios = ratios(&[
+            measured("hello/reprise-reuse", 60.0, 1),
+            measured("hello/native", 100.0, 1),
+        ]);
+        assert_eq!(ratios.len(), 1);
+        assert!(!ratios[0].met());
+        let report = Report {
+            date: "2026-11-25".into(),
+            machine: "test".into(),
+            load: "wrk".into(),
+            measurements: vec![],
+            instantiation: vec![],
+            ratios,
+        };
+        assert!(report.to_markdown().contains("**missed**"));
+        assert_eq!(report.to_json()["ratios"]["reuse-vs-native"]["met"], false);
+    }
+}

@@ -1,0 +1,241 @@
+//! The servers under test: `reprise serve`, `wasmtime serve` and a native
+//! hyper server, each started on a free loopback port and stopped after its
+//! run.
+//!
+//! A server counts as started once it would serve real traffic: for Reprise
+//! when its admin endpoint reports ready (an instance initialized), for
+//! wasmtime when its port accepts connections (it has no readiness notion),
+//! for the native server when it is bound. The first request after that is
+//! timed on its own: it is where a host that initializes on demand pays for
+//! it, and what pre-warming removes.
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long a server may take to start (a cold compile included).
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The body every server under test answers, the `hello` fixture's.
+pub const HELLO_BODY: &str = "hello from reprise\n";
+
+/// A server that is up, and how long its first request took.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub first_request: Duration,
+    process: Option<Child>,
+    native: Option<NativeServer>,
+}
+
+impl Running {
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.process {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.native.take();
+    }
+}
+
+/// Starts `reprise serve COMPONENT ARGS` and waits until it is ready.
+pub fn reprise(binary: &Path, component: &str, args: &[&str]) -> anyhow::Result<Running> {
+    let mut child = Command::new(binary)
+        .arg("serve")
+        .arg(component)
+        .args(args)
+        .args(["--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            for (prefix, kind) in [
+                ("listening on http://", "http"),
+                ("admin endpoint on http://", "admin"),
+            ] {
+                if let Some(addr) = line.strip_prefix(prefix) {
+                    let _ = tx.send((kind, addr.to_string()));
+                }
+            }
+        }
+    });
+    let deadline = Instant::now() + START_TIMEOUT;
+    let (mut addr, mut admin) = (None, None);
+    while addr.is_none() || admin.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(("http", a)) => addr = Some(a.parse::<SocketAddr>()?),
+            Ok((_, a)) => admin = Some(a.parse::<SocketAddr>()?),
+            Err(_) => {
+                let _ = child.kill();
+                bail!("reprise serve {component} did not start");
+            }
+        }
+    }
+    let (addr, admin) = (addr.unwrap(), admin.unwrap());
+    let mut running = Running {
+        addr,
+        first_request: Duration::ZERO,
+        process: Some(child),
+        native: None,
+    };
+    wait_until(deadline, || {
+        get(admin, "/ready").is_ok_and(|(status, _)| status == 200)
+    })
+    .context("reprise serve never became ready")?;
+    running.first_request = first_request(addr)?;
+    Ok(running)
+}
+
+/// Starts `wasmtime serve -Scli ARGS COMPONENT` and waits until its port accepts.
+pub fn wasmtime(binary: &Path, component: &str, args: &[&str]) -> anyhow::Result<Running> {
+    let addr = free_port()?;
+    let child = Command::new(binary)
+        .args(["serve", "-Scli", "--addr"])
+        .arg(addr.to_string())
+        .args(args)
+        .arg(component)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    let mut running = Running {
+        addr,
+        first_request: Duration::ZERO,
+        process: Some(child),
+        native: None,
+    };
+    wait_until(Instant::now() + START_TIMEOUT, || {
+        TcpStream::connect(addr).is_ok()
+    })
+    .context("wasmtime serve never accepted connections")?;
+    running.first_request = first_request(addr)?;
+    Ok(running)
+}
+
+/// Starts the native hyper server: the ceiling any wasm host is measured against.
+pub fn native() -> anyhow::Result<Running> {
+    let server = NativeServer::start()?;
+    let addr = server.addr;
+    Ok(Running {
+        addr,
+        first_request: first_request(addr)?,
+        process: None,
+        native: Some(server),
+    })
+}
+
+/// A plain hyper HTTP/1.1 server answering [`HELLO_BODY`], on its own
+/// multi-threaded runtime (as many threads as `reprise serve` uses).
+struct NativeServer {
+    addr: SocketAddr,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl NativeServer {
+    fn start() -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let addr = listener.local_addr()?;
+        runtime.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(async move {
+                    let service = service_fn(|_request| async {
+                        let mut response = http::Response::new(Full::new(Bytes::from_static(
+                            HELLO_BODY.as_bytes(),
+                        )));
+                        response.headers_mut().insert(
+                            http::header::CONTENT_TYPE,
+                            http::HeaderValue::from_static("text/plain"),
+                        );
+                        Ok::<_, std::convert::Infallible>(response)
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(Self {
+            addr,
+            runtime: Some(runtime),
+        })
+    }
+}
+
+impl Drop for NativeServer {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// A loopback address with a port nobody listens on right now.
+fn free_port() -> anyhow::Result<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+fn wait_until(deadline: Instant, mut ready: impl FnMut() -> bool) -> anyhow::Result<()> {
+    while !ready() {
+        if Instant::now() >= deadline {
+            bail!("timed out after {START_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+/// Times one request to a server that has just started, and checks that it
+/// answered 200.
+fn first_request(addr: SocketAddr) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let (status, body) = get(addr, "/")?;
+    let elapsed = start.elapsed();
+    if status != 200 {
+        bail!("the first request to http://{addr}/ answered {status}: {body}");
+    }
+    Ok(elapsed)
+}
+
+/// A minimal blocking HTTP/1.1 GET (`Connection: close`, read to the end).
+fn get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(START_TIMEOUT))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("not an HTTP response: {response:?}"))?;
+    Ok((status, response))
+}
