@@ -28,12 +28,7 @@ pub fn measure(component: &str, allocator: Allocator) -> anyhow::Result<Duration
     let source = Source::File(PathBuf::from(component));
     let bytes = component::read(&source)?;
     let compiled = component::compile(&engine.engine, &bytes, &source)?;
-    let manager = InstanceManager::new(
-        engine,
-        compiled,
-        InstanceLimits::default(),
-        Policy::Fresh,
-    )?;
+    let manager = InstanceManager::new(engine, compiled, InstanceLimits::default(), Policy::Fresh)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -73,7 +73,11 @@ const WASMTIME_REUSE: &[&str] = &["--max-instance-reuse-count", "1000000"];
 /// Every scenario: (name, component, server).
 const SCENARIOS: &[(&str, Fixture, Server)] = &[
     ("hello/native", Fixture::Hello, Server::Native),
-    ("hello/wasmtime-fresh", Fixture::Hello, Server::Wasmtime(&[])),
+    (
+        "hello/wasmtime-fresh",
+        Fixture::Hello,
+        Server::Wasmtime(&[]),
+    ),
     (
         "hello/wasmtime-reuse",
         Fixture::Hello,
@@ -190,7 +194,11 @@ fn run(args: &Args) -> anyhow::Result<Report> {
                 let Some(wasmtime) = &wasmtime else { continue };
                 (
                     servers::wasmtime(wasmtime, component, flags)?,
-                    format!("wasmtime serve -Scli {} {}", flags.join(" "), short(component)),
+                    format!(
+                        "wasmtime serve -Scli {} {}",
+                        flags.join(" "),
+                        short(component)
+                    ),
                 )
             }
             Server::Reprise(flags) => (
@@ -242,12 +250,14 @@ fn run(args: &Args) -> anyhow::Result<Report> {
     let markdown = report.to_markdown();
     println!("{markdown}");
     if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let md = dir.join(format!("{}.md", report.date));
         let json = dir.join(format!("{}.json", report.date));
         std::fs::write(&md, &markdown)?;
-        std::fs::write(&json, serde_json::to_string_pretty(&report.to_json())? + "\n")?;
+        std::fs::write(
+            &json,
+            serde_json::to_string_pretty(&report.to_json())? + "\n",
+        )?;
         eprintln!("bench: wrote {} and {}", md.display(), json.display());
     }
     Ok(report)

@@ -65,7 +65,9 @@ pub fn wrk() -> anyhow::Result<PathBuf> {
             return Ok(path);
         }
     }
-    bail!("the load generator `wrk` is not installed and could not be installed; install it (Debian/Ubuntu: `apt-get install wrk`) and run again")
+    bail!(
+        "the load generator `wrk` is not installed and could not be installed; install it (Debian/Ubuntu: `apt-get install wrk`) and run again"
+    )
 }
 
 /// The `wasmtime` CLI at [`WASMTIME_VERSION`], installed with cargo if missing.
@@ -86,7 +88,13 @@ pub fn wasmtime() -> anyhow::Result<PathBuf> {
         root.display()
     );
     let status = Command::new(cargo())
-        .args(["install", "--locked", "--quiet", "wasmtime-cli", "--version"])
+        .args([
+            "install",
+            "--locked",
+            "--quiet",
+            "wasmtime-cli",
+            "--version",
+        ])
         .arg(format!("={WASMTIME_VERSION}"))
         .arg("--root")
         .arg(&root)

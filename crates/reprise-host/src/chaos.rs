@@ -57,6 +57,54 @@ impl ChaosConfig {
     }
 }
 
+/// How often a perturbation point sleeps instead of only yielding. Yields
+/// already reorder concurrent tasks at almost no CPU cost; the occasional
+/// real sleep reorders them across timer ticks too. Sleeps are what chaos
+/// costs under load (a connection waiting on a timer serves nothing), so
+/// they stay rare enough to leave the testing mode on in a load test.
+pub const SLEEP_CHANCE: f64 = 1.0 / 16.0;
+
+/// The most yields one perturbation point makes.
+const MAX_YIELDS: u32 = 4;
+
+/// A moment where chaos lets other tasks run before going on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pause {
+    /// Give other tasks this many turns first (0: go straight on).
+    Yield(u32),
+    /// Wait this long.
+    Sleep(Duration),
+}
+
+impl Pause {
+    /// A random pause: mostly a few yields, with [`SLEEP_CHANCE`] a sleep of
+    /// up to `max_sleep`.
+    fn draw(rng: &mut StdRng, max_sleep: Duration) -> Pause {
+        if !max_sleep.is_zero() && rng.random_bool(SLEEP_CHANCE) {
+            let max = u64::try_from(max_sleep.as_micros()).unwrap_or(u64::MAX);
+            Pause::Sleep(Duration::from_micros(rng.random_range(1..=max.max(1))))
+        } else {
+            Pause::Yield(rng.random_range(0..=MAX_YIELDS))
+        }
+    }
+
+    /// Carries the pause out.
+    pub async fn wait(self) {
+        match self {
+            Pause::Yield(n) => {
+                for _ in 0..n {
+                    tokio::task::yield_now().await;
+                }
+            }
+            Pause::Sleep(d) => tokio::time::sleep(d).await,
+        }
+    }
+}
+
+/// The longest admission delay: enough to let calls that arrived later
+/// overtake this one.
+pub const MAX_ADMIT_DELAY: Duration = Duration::from_millis(1);
+
 /// What chaos does around one call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decision {
@@ -64,11 +112,26 @@ pub struct Decision {
     pub slot: usize,
     /// Retire that slot's instance first, so the call gets a new one.
     pub reinstantiate: bool,
-    /// Delay before the call is admitted, so concurrent calls arrive in a
+    /// Which instance to retire when the slot has several busy ones
+    /// (concurrent traffic), modulo their number.
+    pub victim: u64,
+    /// How this call's I/O is perturbed, if it is.
+    pub io: Option<IoPerturbation>,
+}
+
+/// The I/O timing chaos imposes on one call.
+///
+/// Every pause costs throughput under load (the connection waits instead
+/// of being served), so only a share of calls is perturbed: the same
+/// probability P as re-instantiation, one knob for how hard chaos pushes.
+/// `--chaos=1` perturbs every call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IoPerturbation {
+    /// Wait before the call is admitted, so concurrent calls arrive in a
     /// random order.
-    pub admit_delay: Duration,
-    /// Seed for the I/O perturbation of this call's bodies.
-    pub io_seed: u64,
+    pub admit: Pause,
+    /// Seed for the re-chunking of this call's bodies.
+    pub seed: u64,
 }
 
 /// The seeded source of every chaos decision.
@@ -102,8 +165,13 @@ impl Chaos {
         Decision {
             slot: rng.random_range(0..INSTANCES),
             reinstantiate: rng.random_bool(self.config.probability),
-            admit_delay: Duration::from_micros(rng.random_range(0..=2_000)),
-            io_seed: rng.random(),
+            victim: rng.random(),
+            io: rng
+                .random_bool(self.config.probability)
+                .then(|| IoPerturbation {
+                    admit: Pause::draw(&mut rng, MAX_ADMIT_DELAY),
+                    seed: rng.random(),
+                }),
         }
     }
 }
@@ -118,20 +186,20 @@ fn call_rng(seed: u64, call: u64) -> StdRng {
 }
 
 /// How one body's bytes are delivered: re-chunked into random sizes with a
-/// random pause (or a bare yield) between chunks. Components that assume a
-/// body arrives in one piece, or that a read returns everything, break.
+/// random [`Pause`] between chunks. Components that assume a body arrives in
+/// one piece, or that a read returns everything, break.
 #[derive(Debug)]
 pub struct BodySchedule {
     rng: StdRng,
-    /// Upper bound of one pause; zero only yields.
-    max_pause: Duration,
+    /// Upper bound of one sleep; zero only yields.
+    max_sleep: Duration,
 }
 
 impl BodySchedule {
-    pub fn new(seed: u64, max_pause: Duration) -> Self {
+    pub fn new(seed: u64, max_sleep: Duration) -> Self {
         Self {
             rng: StdRng::seed_from_u64(seed),
-            max_pause,
+            max_sleep,
         }
     }
 
@@ -148,12 +216,8 @@ impl BodySchedule {
     }
 
     /// The pause before the next chunk.
-    pub fn pause(&mut self) -> Duration {
-        if self.max_pause.is_zero() {
-            return Duration::ZERO;
-        }
-        let max = u64::try_from(self.max_pause.as_micros()).unwrap_or(u64::MAX);
-        Duration::from_micros(self.rng.random_range(0..=max))
+    pub fn pause(&mut self) -> Pause {
+        Pause::draw(&mut self.rng, self.max_sleep)
     }
 }
 
@@ -217,6 +281,35 @@ mod tests {
         for slot in 0..INSTANCES {
             assert!(slots.iter().filter(|&&s| s == slot).count() > 400);
         }
+    }
+
+    #[test]
+    fn a_share_p_of_calls_is_perturbed() {
+        let c = chaos(0.25, 5);
+        let perturbed: Vec<IoPerturbation> = (0..8000).filter_map(|i| c.decide(i).io).collect();
+        assert!(
+            (1800..2200).contains(&perturbed.len()),
+            "{} of 8000 perturbed at P=0.25",
+            perturbed.len()
+        );
+        let every = chaos(1.0, 5);
+        assert!((0..100).all(|i| every.decide(i).io.is_some()));
+    }
+
+    #[test]
+    fn admission_mostly_yields_and_sometimes_sleeps() {
+        let c = chaos(1.0, 5);
+        let admits: Vec<Pause> = (0..4000).map(|i| c.decide(i).io.unwrap().admit).collect();
+        let sleeps = admits
+            .iter()
+            .filter(|p| matches!(p, Pause::Sleep(d) if *d <= MAX_ADMIT_DELAY && !d.is_zero()))
+            .count();
+        assert!((150..350).contains(&sleeps), "{sleeps} sleeps in 4000");
+        let reordering_yields = admits
+            .iter()
+            .filter(|p| matches!(p, Pause::Yield(n) if *n > 0))
+            .count();
+        assert!(reordering_yields > 2500, "{reordering_yields}");
     }
 
     #[test]

@@ -18,6 +18,15 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Error values never carry a backtrace here: Reprise prints errors as
+    // one line, and wasmtime creates an error on every store it drops, so
+    // with `RUST_BACKTRACE=1` in the environment each fresh instance would
+    // walk the stack for nothing (a third of a fresh request's CPU, measured).
+    // Panics still print backtraces as `RUST_BACKTRACE` asks.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: nothing else runs yet; no other thread reads the environment.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
     let cli = cli::Cli::parse();
     init_tracing();
     let result = match cli.command {

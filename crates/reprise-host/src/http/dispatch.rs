@@ -81,20 +81,23 @@ impl Dispatch {
         }))
     }
 
-    /// Retires every instance of this set that has served a call, once its
-    /// calls finish, so the next call gets a never-used one. Parked warm
-    /// instances are never used, so they stay.
-    pub fn retire_live(&self, reason: Retirement) {
-        self.0.live.lock().unwrap().retain(|lifecycle| {
-            let Some(lifecycle) = lifecycle.upgrade() else {
-                return false;
-            };
-            let used = lifecycle.accepted.load(Relaxed) > 0;
-            if used {
-                lifecycle.retire(reason);
-            }
-            !used
-        });
+    /// Retires one instance of this set that has served a call and still
+    /// takes calls (once its calls finish), so that the next call may land on
+    /// a never-used one. Which one is `pick` modulo their number: under serial
+    /// traffic there is just one, the instance that would serve the next
+    /// call. Parked warm instances are never used, so they stay.
+    pub fn retire_one_used(&self, pick: u64, reason: Retirement) {
+        let mut live = self.0.live.lock().unwrap();
+        live.retain(|lifecycle| lifecycle.strong_count() > 0);
+        let used: Vec<Arc<Lifecycle>> = live
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|l| l.accepted.load(Relaxed) > 0 && !l.is_retired())
+            .collect();
+        if !used.is_empty() {
+            let index = usize::try_from(pick % used.len() as u64).unwrap_or(0);
+            used[index].retire(reason);
+        }
     }
 
     /// Creates one instance ahead of traffic and parks it in the warm set,

@@ -140,15 +140,16 @@ impl HttpFrontEnd {
         let metrics = self.manager.metrics().clone();
         let route = self.router.route(&request);
         let mut request = request;
-        if let Some(decision) = &route.decision {
-            tokio::time::sleep(decision.admit_delay).await;
-            request = request.map(|body| Perturbed::new(body, decision.io_seed).boxed_unsync());
+        let io = route.decision.as_ref().and_then(|d| d.io.as_ref());
+        if let Some(io) = &io {
+            io.admit.wait().await;
+            request = request.map(|body| Perturbed::new(body, io.seed).boxed_unsync());
         }
         let mut response = match route.handler.handle(ticket.clone(), request).await {
             Ok(mut response) => {
-                if let Some(decision) = &route.decision {
+                if let Some(io) = &io {
                     // A different stream from the request's, same seed family.
-                    let seed = decision.io_seed.rotate_left(32);
+                    let seed = io.seed.rotate_left(32);
                     response = response.map(|body| Perturbed::new(body, seed).boxed_unsync());
                 }
                 metrics.call_latency.observe(start.elapsed());

@@ -3,7 +3,7 @@
 //! comes in one read, or that the host drains its response at once, fails
 //! under it; a correct one produces the same bytes.
 
-use crate::chaos::BodySchedule;
+use crate::chaos::{BodySchedule, Pause};
 use bytes::{Buf, Bytes};
 use http_body::{Body, Frame};
 use std::collections::VecDeque;
@@ -12,8 +12,8 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::time::Sleep;
 
-/// Longest pause before a chunk of a perturbed body.
-pub const MAX_PAUSE: Duration = Duration::from_millis(2);
+/// Longest sleep before a chunk of a perturbed body.
+pub const MAX_SLEEP: Duration = Duration::from_millis(1);
 
 /// Wraps `inner`, re-chunking its data by `schedule`. Trailers and errors
 /// pass through unchanged, after all data.
@@ -21,15 +21,43 @@ pub struct Perturbed<B> {
     inner: B,
     schedule: BodySchedule,
     pending: VecDeque<Bytes>,
-    pause: Option<Pin<Box<Sleep>>>,
+    /// The pause before the next chunk, drawn when the previous one left.
+    pause: Option<Waiting>,
     inner_done: bool,
+}
+
+/// A [`Pause`] in progress, pollable from `poll_frame`.
+enum Waiting {
+    Yields(u32),
+    Sleep(Pin<Box<Sleep>>),
+}
+
+impl Waiting {
+    fn new(pause: Pause) -> Self {
+        match pause {
+            Pause::Yield(n) => Waiting::Yields(n),
+            Pause::Sleep(d) => Waiting::Sleep(Box::pin(tokio::time::sleep(d))),
+        }
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match self {
+            Waiting::Yields(0) => Poll::Ready(()),
+            Waiting::Yields(n) => {
+                *n -= 1;
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            Waiting::Sleep(sleep) => sleep.as_mut().poll(cx),
+        }
+    }
 }
 
 impl<B> Perturbed<B> {
     pub fn new(inner: B, seed: u64) -> Self {
         Self {
             inner,
-            schedule: BodySchedule::new(seed, MAX_PAUSE),
+            schedule: BodySchedule::new(seed, MAX_SLEEP),
             pending: VecDeque::new(),
             pause: None,
             inner_done: false,
@@ -69,16 +97,16 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = &mut *self;
-        if let Some(pause) = &mut this.pause {
-            ready!(pause.as_mut().poll(cx));
-            this.pause = None;
-        }
         loop {
             if this.buffered() > 0 {
+                // Pauses fall between chunks only: the end of a body (or a
+                // body of one chunk) is never held back.
+                if let Some(pause) = &mut this.pause {
+                    ready!(pause.poll(cx));
+                    this.pause = None;
+                }
                 let chunk = this.take_chunk();
-                let pause = this.schedule.pause();
-                // A zero pause still yields, so other tasks interleave.
-                this.pause = Some(Box::pin(tokio::time::sleep(pause)));
+                this.pause = Some(Waiting::new(this.schedule.pause()));
                 return Poll::Ready(Some(Ok(Frame::data(chunk))));
             }
             if this.inner_done {

@@ -161,7 +161,9 @@ impl Router {
                 let decision = chaos.next();
                 let handler = slots[decision.slot].clone();
                 if decision.reinstantiate {
-                    handler.state().retire_live(Retirement::Chaos);
+                    handler
+                        .state()
+                        .retire_one_used(decision.victim, Retirement::Chaos);
                 }
                 Route {
                     handler,
