@@ -67,6 +67,9 @@ enum Server {
     Reprise(&'static [&'static str]),
 }
 
+/// The unmeasured load before each measured run.
+const WARMUP: Duration = Duration::from_secs(1);
+
 /// `wasmtime serve` reuses p2 instances only when asked.
 const WASMTIME_REUSE: &[&str] = &["--max-instance-reuse-count", "1000000"];
 
@@ -194,19 +197,22 @@ fn run(args: &Args) -> anyhow::Result<Report> {
                 let Some(wasmtime) = &wasmtime else { continue };
                 (
                     servers::wasmtime(wasmtime, component, flags)?,
-                    format!(
-                        "wasmtime serve -Scli {} {}",
-                        flags.join(" "),
-                        short(component)
-                    ),
+                    command_line(&["wasmtime serve -Scli", &flags.join(" "), short(component)]),
                 )
             }
             Server::Reprise(flags) => (
                 servers::reprise(&reprise, component, flags)?,
-                format!("reprise serve {} {}", short(component), flags.join(" ")),
+                command_line(&["reprise serve", short(component), &flags.join(" ")]),
             ),
         };
         eprintln!("bench: {name}: {:?} of load…", spec.duration);
+        // A short unmeasured run first: connections open, pool slots and
+        // caches warm, so the measured run sees the steady state.
+        let warmup = LoadSpec {
+            duration: WARMUP,
+            ..spec.clone()
+        };
+        load::run(&wrk, &running.url(), &warmup).with_context(|| format!("{name} (warm-up)"))?;
         let load = load::run(&wrk, &running.url(), &spec).with_context(|| name.to_string())?;
         eprintln!(
             "bench: {name}: {:.0} req/s, p50 {:?}, p99 {:?}, {} errors",
@@ -261,6 +267,16 @@ fn run(args: &Args) -> anyhow::Result<Report> {
         eprintln!("bench: wrote {} and {}", md.display(), json.display());
     }
     Ok(report)
+}
+
+/// The words of a command, without the gaps empty ones would leave.
+fn command_line(parts: &[&str]) -> String {
+    parts
+        .iter()
+        .filter(|part| !part.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A fixture path without the target directory, for the record.

@@ -59,6 +59,8 @@ pub fn reprise(binary: &Path, component: &str, args: &[&str]) -> anyhow::Result<
         .args(args)
         .args(["--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
         .env("RUST_LOG", "error")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -113,6 +115,10 @@ pub fn wasmtime(binary: &Path, component: &str, args: &[&str]) -> anyhow::Result
         .arg(addr.to_string())
         .args(args)
         .arg(component)
+        // Both hosts run in the same environment: a `RUST_BACKTRACE` left
+        // in the caller's would make wasmtime capture a backtrace per instance.
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
