@@ -112,6 +112,22 @@ fn trap_answers_500_and_the_next_request_is_served() {
 }
 
 #[test]
+fn an_error_code_from_the_guest_is_an_answer_not_a_broken_instance() {
+    let server = Server::start(&[TRAP, "--policy", "reuse", "--expose-instance-id"]);
+    let before = server.get("/");
+    let refused = server.get("/error");
+    assert_eq!(refused.status, 500);
+    assert!(refused.body.contains("refused"), "{}", refused.body);
+    assert_eq!(refused.instance, before.instance);
+    let after = server.get("/");
+    assert_eq!(after.status, 200);
+    assert_eq!(
+        after.instance, before.instance,
+        "an instance that answered an error code was retired"
+    );
+}
+
+#[test]
 fn spinning_request_times_out_and_the_server_keeps_serving() {
     let server = Server::start(&[SPIN, "--timeout", "300ms"]);
     let spun = server.get("/spin");

@@ -416,6 +416,22 @@ impl WorkerState for Worker {
     }
 }
 
+/// The HTTP error code the guest itself answered with (p2
+/// `response-outparam.set(err(..))`, p3 `handle` returning `err(..)`), if
+/// that is why a call has no response.
+pub fn guest_error_code(error: &anyhow::Error) -> Option<String> {
+    use wasmtime_wasi_http::{p2, p3};
+    error.chain().find_map(|cause| {
+        if let Some(code) = cause.downcast_ref::<p2::bindings::http::types::ErrorCode>() {
+            Some(format!("{code:?}"))
+        } else {
+            cause
+                .downcast_ref::<p3::bindings::http::types::ErrorCode>()
+                .map(|code| format!("{code:?}"))
+        }
+    })
+}
+
 /// Which retirement reason a failed call or instance stands for.
 pub fn classify_failure(error: &anyhow::Error) -> Retirement {
     for cause in error.chain() {

@@ -157,14 +157,16 @@ impl HttpFrontEnd {
             }
             Err(error) => {
                 let error = anyhow::Error::from(error);
-                let reason = ticket.failure(&error).await;
-                metrics.call_errors.fetch_add(1, Relaxed);
-                tracing::warn!(
-                    instance = ?ticket.instance_id(),
-                    reason = reason.as_str(),
-                    "request failed: {error:#}"
-                );
-                error_response(reason, ticket.instance_id().is_some())
+                if let Some(code) = dispatch::guest_error_code(&error) {
+                    // The guest answered, with an HTTP error code instead of
+                    // a response: a deliberate answer, so its instance stays.
+                    metrics.call_errors.fetch_add(1, Relaxed);
+                    tracing::debug!(instance = ?ticket.instance_id(), "component answered {code}");
+                    let body = format!("the component answered with an error: {code}\n");
+                    text_response(StatusCode::INTERNAL_SERVER_ERROR, body)
+                } else {
+                    self.failed(&ticket, error).await
+                }
             }
         };
         let instance = ticket.instance_id();
@@ -180,6 +182,22 @@ impl HttpFrontEnd {
             instance,
             memory: ticket.memory_bytes(),
         }
+    }
+}
+
+impl HttpFrontEnd {
+    /// The answer to a call whose instance failed (trapped, ran out of time
+    /// or memory, never answered): the instance is retired and the failure
+    /// logged with its reason.
+    async fn failed(&self, ticket: &CallTicket, error: anyhow::Error) -> Response<WasiBody> {
+        let reason = ticket.failure(&error).await;
+        self.manager.metrics().call_errors.fetch_add(1, Relaxed);
+        tracing::warn!(
+            instance = ?ticket.instance_id(),
+            reason = reason.as_str(),
+            "request failed: {error:#}"
+        );
+        error_response(reason, ticket.instance_id().is_some())
     }
 }
 
