@@ -51,16 +51,25 @@ impl Drop for Running {
     }
 }
 
+/// A command for a host under test. Both hosts run in the same
+/// environment, without the caller's `RUST_BACKTRACE`: it would make
+/// wasmtime capture a backtrace for every store it drops.
+fn host(binary: &Path) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE");
+    command
+}
+
 /// Starts `reprise serve COMPONENT ARGS` and waits until it is ready.
 pub fn reprise(binary: &Path, component: &str, args: &[&str]) -> anyhow::Result<Running> {
-    let mut child = Command::new(binary)
+    let mut child = host(binary)
         .arg("serve")
         .arg(component)
         .args(args)
         .args(["--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
         .env("RUST_LOG", "error")
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("RUST_LIB_BACKTRACE")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -110,15 +119,11 @@ pub fn reprise(binary: &Path, component: &str, args: &[&str]) -> anyhow::Result<
 /// Starts `wasmtime serve -Scli ARGS COMPONENT` and waits until its port accepts.
 pub fn wasmtime(binary: &Path, component: &str, args: &[&str]) -> anyhow::Result<Running> {
     let addr = free_port()?;
-    let child = Command::new(binary)
+    let child = host(binary)
         .args(["serve", "-Scli", "--addr"])
         .arg(addr.to_string())
         .args(args)
         .arg(component)
-        // Both hosts run in the same environment: a `RUST_BACKTRACE` left
-        // in the caller's would make wasmtime capture a backtrace per instance.
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("RUST_LIB_BACKTRACE")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
