@@ -4,6 +4,7 @@
 //! own [`LoadError`] so the CLI can print one precise line instead of a
 //! compiler backtrace.
 
+use crate::engine::{Allocator, EngineHandle, EngineOptions};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use wasmtime::Engine;
@@ -52,6 +53,11 @@ pub enum LoadError {
         source_name: String,
         message: String,
     },
+    #[error(
+        "{source_name} needs more linear memory from the start than the per-instance memory cap \
+         (--max-memory) allows: {detail}"
+    )]
+    MemoryAboveCap { source_name: String, detail: String },
 }
 
 /// The kind of binary, read from the 8-byte preamble.
@@ -105,6 +111,51 @@ pub fn compile(engine: &Engine, bytes: &[u8], source: &Source) -> Result<Compone
     })
 }
 
+/// Builds the engine `options` describe and compiles `bytes` on it.
+///
+/// The pooling allocator's slots have fixed limits (memory size, table
+/// elements, instance size); a component that exceeds one cannot run in the
+/// pool at all. Rather than refuse it, Reprise then allocates its instances
+/// on demand, which is slower to instantiate but has no such limits, and
+/// says so. The exception is a component whose memory starts above the
+/// operator's `--max-memory`: no allocator can run it within that cap.
+pub fn load(
+    options: &EngineOptions,
+    bytes: &[u8],
+    source: &Source,
+) -> anyhow::Result<(EngineHandle, Component)> {
+    let engine = EngineHandle::new(options)?;
+    match compile(&engine.engine, bytes, source) {
+        Err(LoadError::Invalid {
+            source_name,
+            message,
+        }) if engine.allocator == Allocator::Pooling && exceeds_pool(&message) => {
+            if options.max_memory.is_some() && message.contains("memory has a minimum byte size") {
+                let detail = message.rsplit(": ").next().unwrap_or(&message).to_string();
+                return Err(LoadError::MemoryAboveCap {
+                    source_name,
+                    detail,
+                }
+                .into());
+            }
+            tracing::warn!(
+                "{source_name} does not fit the pooling allocator's slots ({message}); \
+                 its instances are allocated on demand, which makes each one slower to create"
+            );
+            let engine = EngineHandle::on_demand(options)?;
+            let component = compile(&engine.engine, bytes, source)?;
+            Ok((engine, component))
+        }
+        compiled => Ok((engine, compiled?)),
+    }
+}
+
+/// Whether wasmtime refused a component because of the pool's slot limits.
+/// Wasmtime reports this only as text, so the test is on its wording.
+fn exceeds_pool(message: &str) -> bool {
+    message.contains("pooling allocator")
+}
+
 /// Joins an error chain into one line, the form the CLI prints.
 pub fn one_line(error: &anyhow::Error) -> String {
     let mut out = String::new();
@@ -156,6 +207,45 @@ mod tests {
             classify(b"\0asm\x0d\0\x01\0", "x").unwrap(),
             BinaryKind::Component
         );
+    }
+
+    /// A component whose one core module has a memory of `pages` 64 KiB
+    /// pages and a table of `elements` entries.
+    fn component_with(pages: u32, elements: u32) -> Vec<u8> {
+        wat::parse_str(format!(
+            "(component (core module (memory {pages}) (table {elements} funcref)))"
+        ))
+        .unwrap()
+    }
+
+    fn source() -> Source {
+        Source::File("test.wasm".into())
+    }
+
+    #[test]
+    fn a_component_too_big_for_the_pool_runs_on_demand() {
+        // 200 000 table elements: more than a pool slot holds.
+        let bytes = component_with(1, 200_000);
+        let (engine, _) = load(&EngineOptions::default(), &bytes, &source()).unwrap();
+        assert_eq!(engine.allocator, Allocator::OnDemand);
+        let (engine, _) =
+            load(&EngineOptions::default(), &component_with(1, 10), &source()).unwrap();
+        assert_eq!(engine.allocator, Allocator::Pooling);
+    }
+
+    #[test]
+    fn memory_starting_above_the_cap_is_refused_by_name() {
+        let options = EngineOptions {
+            max_memory: Some(64 * 1024),
+            ..EngineOptions::default()
+        };
+        let Err(error) = load(&options, &component_with(4, 1), &source()) else {
+            panic!("a memory of 4 pages loaded under a 1-page cap");
+        };
+        let message = error.to_string();
+        assert!(message.contains("--max-memory"), "{message}");
+        assert!(message.contains("test.wasm"), "{message}");
+        assert!(load(&options, &component_with(1, 1), &source()).is_ok());
     }
 
     #[test]

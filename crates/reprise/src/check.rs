@@ -4,7 +4,7 @@ use crate::cli::CheckArgs;
 use anyhow::Context as _;
 use reprise_host::check::{self, DEFAULT_SCRIPT, Report, Verdict};
 use reprise_host::component::{self, Source};
-use reprise_host::engine::{EngineHandle, EngineOptions};
+use reprise_host::engine::EngineOptions;
 use reprise_host::manager::{InstanceLimits, InstanceManager};
 use reprise_host::policy::{Policy, ReuseBounds};
 use serde_json::json;
@@ -22,12 +22,12 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let bytes = component::read(&source)?;
     let declared = crate::hint::effective_hint(&bytes, &source);
 
-    let engine = EngineHandle::new(&EngineOptions {
+    let options = EngineOptions {
         max_memory: Some(args.max_memory),
         interruptible: true,
         ..EngineOptions::default()
-    })?;
-    let compiled = component::compile(&engine.engine, &bytes, &source)?;
+    };
+    let (engine, compiled) = component::load(&options, &bytes, &source)?;
     let limits = InstanceLimits {
         max_memory: Some(args.max_memory),
         timeout: Some(args.timeout),

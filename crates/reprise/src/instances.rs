@@ -5,7 +5,7 @@
 
 use crate::cli::{InstanceArgs, PolicyArg};
 use reprise_host::component::{self, Source};
-use reprise_host::engine::{EngineHandle, EngineOptions};
+use reprise_host::engine::EngineOptions;
 use reprise_host::manager::{InstanceLimits, InstanceManager};
 use reprise_host::policy::{self, Policy, PolicyChoice, Resolution, ReuseFlags};
 use std::borrow::Cow;
@@ -51,9 +51,8 @@ impl Prepared {
             interruptible: args.timeout.is_some(),
             ..EngineOptions::default()
         };
-        let engine = EngineHandle::new(&engine_options)?;
+        let (engine, compiled) = component::load(&engine_options, &self.bytes, &self.source)?;
         tracing::debug!(allocator = ?engine.allocator, "engine ready");
-        let compiled = component::compile(&engine.engine, &self.bytes, &self.source)?;
         let limits = InstanceLimits {
             max_memory: args.max_memory,
             timeout: args.timeout,
