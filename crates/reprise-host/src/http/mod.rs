@@ -141,13 +141,13 @@ impl HttpFrontEnd {
         let route = self.router.route(&request);
         let mut request = request;
         let io = route.decision.as_ref().and_then(|d| d.io.as_ref());
-        if let Some(io) = &io {
+        if let Some(io) = io {
             io.admit.wait().await;
             request = request.map(|body| Perturbed::new(body, io.seed).boxed_unsync());
         }
         let mut response = match route.handler.handle(ticket.clone(), request).await {
             Ok(mut response) => {
-                if let Some(io) = &io {
+                if let Some(io) = io {
                     // A different stream from the request's, same seed family.
                     let seed = io.seed.rotate_left(32);
                     response = response.map(|body| Perturbed::new(body, seed).boxed_unsync());
@@ -183,9 +183,7 @@ impl HttpFrontEnd {
             memory: ticket.memory_bytes(),
         }
     }
-}
 
-impl HttpFrontEnd {
     /// The answer to a call whose instance failed (trapped, ran out of time
     /// or memory, never answered): the instance is retired and the failure
     /// logged with its reason.
