@@ -16,6 +16,7 @@
 //! call (any available worker takes the next request); features that need
 //! that choice keep several handlers and pick one (see `route.rs`).
 
+use super::warm::Warmer;
 use crate::instance::{InstanceId, InstanceState};
 use crate::manager::InstanceManager;
 use crate::metrics::Retirement;
@@ -36,8 +37,7 @@ use wasmtime_wasi_http::handler::{
     WorkerStatus,
 };
 
-/// The [`HandlerState`] of Reprise's HTTP front end. Cheap to clone: the
-/// warm set refills itself from background tasks that hold a clone.
+/// The [`HandlerState`] of Reprise's HTTP front end. Cheap to clone.
 #[derive(Clone)]
 pub struct Dispatch(Arc<DispatchInner>);
 
@@ -58,6 +58,9 @@ struct DispatchInner {
     /// Every instance created here that may still be alive, so the testing
     /// mode can retire them on purpose.
     live: Mutex<Vec<Weak<Lifecycle>>>,
+    /// The thread that refills `warm` when an instance is taken from it;
+    /// present when `prewarm` is not zero.
+    warmer: Option<Warmer>,
 }
 
 type ProxyInstance = Instance<InstanceState, Expiration, Worker>;
@@ -70,14 +73,36 @@ impl Dispatch {
         policy: Policy,
     ) -> Self {
         let concurrent = matches!(pre, ProxyPre::P3(_));
-        Self(Arc::new(DispatchInner {
-            manager,
-            exports: HandlerIndices::new(&pre),
-            concurrent,
-            warm: Mutex::default(),
-            prewarm,
-            policy,
-            live: Mutex::default(),
+        Self(Arc::new_cyclic(|this: &Weak<DispatchInner>| {
+            let this = this.clone();
+            let warmer = (prewarm > 0).then(|| {
+                Warmer::start(move |runtime| match this.upgrade() {
+                    Some(inner) => {
+                        runtime.block_on(Dispatch(inner).refill());
+                        true
+                    }
+                    None => false,
+                })
+            });
+            let warmer = match warmer.transpose() {
+                Ok(warmer) => warmer,
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot start the warming thread ({e}); warm instances will not be refilled"
+                    );
+                    None
+                }
+            };
+            DispatchInner {
+                manager,
+                exports: HandlerIndices::new(&pre),
+                concurrent,
+                warm: Mutex::default(),
+                prewarm,
+                policy,
+                live: Mutex::default(),
+                warmer,
+            }
         }))
     }
 
@@ -143,8 +168,8 @@ impl Dispatch {
                 .metrics()
                 .warm_instances
                 .fetch_sub(1, Relaxed);
-            if self.0.prewarm > 0 {
-                tokio::spawn(self.clone().refill());
+            if let Some(warmer) = &self.0.warmer {
+                warmer.wake();
             }
             if let ShouldAccept::Never = instance.state.should_accept_request(0, 0) {
                 let Instance { store, state, .. } = instance;

@@ -4,6 +4,7 @@ mod dispatch;
 mod perturb;
 mod route;
 mod server;
+mod warm;
 
 pub use dispatch::classify_failure;
 pub use route::{IsolateBy, Routing};
