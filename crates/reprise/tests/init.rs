@@ -135,3 +135,27 @@ fn failing_init_keeps_the_server_unready_and_answers_500() {
     assert!(metric(&metrics, "reprise_instantiation_failures_total") >= 2);
     assert_eq!(server.admin_get("/ready").status, 503);
 }
+
+#[test]
+fn without_traffic_the_startup_instance_goes_after_the_idle_timeout() {
+    // It proved readiness; with no pre-warm target it is surplus, and the
+    // set scales down to zero. Readiness stays: initialization succeeded.
+    let server = Server::start(&[
+        HELLO,
+        "--policy",
+        "reuse",
+        "--idle-timeout",
+        "200ms",
+        "--admin-addr",
+        "127.0.0.1:0",
+    ]);
+    let metrics = wait_for_metric(
+        &server,
+        "reprise_instances_retired_total{reason=\"idle\"}",
+        1,
+    );
+    assert_eq!(metric(&metrics, "reprise_live_instances"), 0, "{metrics}");
+    assert_eq!(metric(&metrics, "reprise_warm_instances"), 0, "{metrics}");
+    assert_eq!(server.admin_get("/ready").status, 200);
+    assert_eq!(server.get("/").status, 200);
+}

@@ -20,7 +20,7 @@ use super::warm::Warmer;
 use crate::instance::{InstanceId, InstanceState};
 use crate::manager::InstanceManager;
 use crate::metrics::Retirement;
-use crate::policy::{Admit, InstanceStats, Policy};
+use crate::policy::{Admit, DEFAULT_IDLE_TIMEOUT, InstanceStats, Policy};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -133,7 +133,41 @@ impl Dispatch {
         let instance = self.create().await?;
         self.park(instance);
         self.clone().refill().await;
+        if self.0.warm.lock().unwrap().len() > self.0.prewarm {
+            // The instance that proved readiness is beyond the target (0):
+            // like any idle instance, it goes after the idle timeout, so a
+            // set with no traffic scales down to zero.
+            let idle = self.0.policy.idle_timeout().unwrap_or(DEFAULT_IDLE_TIMEOUT);
+            let this = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(idle).await;
+                this.trim_warm();
+            });
+        }
         Ok(())
+    }
+
+    /// Retires parked instances beyond the warm target, as idle.
+    fn trim_warm(&self) {
+        loop {
+            let surplus = {
+                let mut warm = self.0.warm.lock().unwrap();
+                if warm.len() <= self.0.prewarm {
+                    return;
+                }
+                warm.pop_back()
+            };
+            let Some(Instance { store, state, .. }) = surplus else {
+                return;
+            };
+            self.0
+                .manager
+                .metrics()
+                .warm_instances
+                .fetch_sub(1, Relaxed);
+            state.lifecycle.retire(Retirement::Idle);
+            WorkerState::drop(&state, store, Ok(()));
+        }
     }
 
     /// Tops the warm set up to its target, one instance at a time. Failures
