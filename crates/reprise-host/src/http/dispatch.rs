@@ -77,11 +77,13 @@ impl Dispatch {
             let this = this.clone();
             let warmer = (prewarm > 0).then(|| {
                 Warmer::start(move |runtime| match this.upgrade() {
-                    Some(inner) => {
+                    // Once the component is closing, the runtime is about to
+                    // go; no more instances are worth creating.
+                    Some(inner) if !inner.manager.is_closing() => {
                         runtime.block_on(Dispatch(inner).refill());
                         true
                     }
-                    None => false,
+                    _ => false,
                 })
             });
             let warmer = match warmer.transpose() {
