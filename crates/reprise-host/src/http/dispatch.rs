@@ -65,6 +65,20 @@ struct DispatchInner {
 
 type ProxyInstance = Instance<InstanceState, Expiration, Worker>;
 
+/// Which end of the warm set: the oldest instance serves next (it has
+/// waited longest), the newest is the one to let go.
+enum End {
+    Oldest,
+    Newest,
+}
+
+/// Ends a parked instance that will never serve, accounting for it with the
+/// reason its lifecycle holds.
+fn discard(instance: ProxyInstance) {
+    let Instance { store, state, .. } = instance;
+    WorkerState::drop(&state, store, Ok(()));
+}
+
 impl Dispatch {
     pub fn new(
         manager: Arc<InstanceManager>,
@@ -151,25 +165,30 @@ impl Dispatch {
 
     /// Retires parked instances beyond the warm target, as idle.
     fn trim_warm(&self) {
-        loop {
-            let surplus = {
-                let mut warm = self.0.warm.lock().unwrap();
-                if warm.len() <= self.0.prewarm {
-                    return;
-                }
-                warm.pop_back()
-            };
-            let Some(Instance { store, state, .. }) = surplus else {
+        while self.0.warm.lock().unwrap().len() > self.0.prewarm {
+            let Some(instance) = self.unpark(End::Newest) else {
                 return;
             };
-            self.0
-                .manager
-                .metrics()
-                .warm_instances
-                .fetch_sub(1, Relaxed);
-            state.lifecycle.retire(Retirement::Idle);
-            WorkerState::drop(&state, store, Ok(()));
+            instance.state.lifecycle.retire(Retirement::Idle);
+            discard(instance);
         }
+    }
+
+    /// Takes one instance out of the warm set.
+    fn unpark(&self, end: End) -> Option<ProxyInstance> {
+        let instance = {
+            let mut warm = self.0.warm.lock().unwrap();
+            match end {
+                End::Oldest => warm.pop_front(),
+                End::Newest => warm.pop_back(),
+            }
+        }?;
+        self.0
+            .manager
+            .metrics()
+            .warm_instances
+            .fetch_sub(1, Relaxed);
+        Some(instance)
     }
 
     /// Tops the warm set up to its target, one instance at a time. Failures
@@ -198,18 +217,12 @@ impl Dispatch {
     /// worker that refuses its very first request would strand it.
     fn take_warm(&self) -> Option<ProxyInstance> {
         loop {
-            let instance = self.0.warm.lock().unwrap().pop_front()?;
-            self.0
-                .manager
-                .metrics()
-                .warm_instances
-                .fetch_sub(1, Relaxed);
+            let instance = self.unpark(End::Oldest)?;
             if let Some(warmer) = &self.0.warmer {
                 warmer.wake();
             }
             if let ShouldAccept::Never = instance.state.should_accept_request(0, 0) {
-                let Instance { store, state, .. } = instance;
-                WorkerState::drop(&state, store, Ok(()));
+                discard(instance);
                 continue;
             }
             return Some(instance);
