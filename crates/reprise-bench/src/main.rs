@@ -43,6 +43,13 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     threads: u32,
 
+    /// Measure every scenario this many times, round-robin over the
+    /// scenarios, and report each one's median run: on a small shared
+    /// machine one run can be 10-15% off, and interleaving spreads slow
+    /// phases of the machine over every server alike.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
+
     /// Leave wasmtime serve out (it is installed with cargo on first use).
     #[arg(long)]
     skip_wasmtime: bool,
@@ -185,46 +192,56 @@ fn run(args: &Args) -> anyhow::Result<Report> {
         duration: args.duration,
     };
 
-    let mut measurements = Vec::new();
-    for (name, fixture, server) in SCENARIOS {
-        if !selected(name) {
-            continue;
+    let scenarios: Vec<_> = SCENARIOS
+        .iter()
+        .filter(|(name, _, server)| {
+            selected(name) && (wasmtime.is_some() || !matches!(server, Server::Wasmtime(_)))
+        })
+        .collect();
+    let mut runs: Vec<Vec<Measurement>> = scenarios.iter().map(|_| Vec::new()).collect();
+    for round in 1..=args.rounds {
+        for ((name, fixture, server), runs) in scenarios.iter().zip(&mut runs) {
+            let component = fixture.path();
+            let (running, command) = match server {
+                Server::Native => (servers::native()?, "native hyper (in process)".to_string()),
+                Server::Wasmtime(flags) => {
+                    let wasmtime = wasmtime.as_ref().expect("filtered above");
+                    (
+                        servers::wasmtime(wasmtime, component, flags)?,
+                        command_line(&["wasmtime serve -Scli", &flags.join(" "), short(component)]),
+                    )
+                }
+                Server::Reprise(flags) => (
+                    servers::reprise(&reprise, component, flags)?,
+                    command_line(&["reprise serve", short(component), &flags.join(" ")]),
+                ),
+            };
+            eprintln!(
+                "bench: {name} (round {round}/{}): {:?} of load…",
+                args.rounds, spec.duration
+            );
+            // A short unmeasured run first: connections open, pool slots and
+            // caches warm, so the measured run sees the steady state.
+            let warmup = LoadSpec {
+                duration: WARMUP,
+                ..spec.clone()
+            };
+            load::run(&wrk, &running.url(), &warmup)
+                .with_context(|| format!("{name} (warm-up)"))?;
+            let load = load::run(&wrk, &running.url(), &spec).with_context(|| name.to_string())?;
+            eprintln!(
+                "bench: {name}: {:.0} req/s, p50 {:?}, p99 {:?}, {} errors",
+                load.requests_per_sec, load.p50, load.p99, load.errors
+            );
+            runs.push(Measurement {
+                name: name.to_string(),
+                command,
+                load,
+                first_request: running.first_request,
+            });
         }
-        let component = fixture.path();
-        let (running, command) = match server {
-            Server::Native => (servers::native()?, "native hyper (in process)".to_string()),
-            Server::Wasmtime(flags) => {
-                let Some(wasmtime) = &wasmtime else { continue };
-                (
-                    servers::wasmtime(wasmtime, component, flags)?,
-                    command_line(&["wasmtime serve -Scli", &flags.join(" "), short(component)]),
-                )
-            }
-            Server::Reprise(flags) => (
-                servers::reprise(&reprise, component, flags)?,
-                command_line(&["reprise serve", short(component), &flags.join(" ")]),
-            ),
-        };
-        eprintln!("bench: {name}: {:?} of load…", spec.duration);
-        // A short unmeasured run first: connections open, pool slots and
-        // caches warm, so the measured run sees the steady state.
-        let warmup = LoadSpec {
-            duration: WARMUP,
-            ..spec.clone()
-        };
-        load::run(&wrk, &running.url(), &warmup).with_context(|| format!("{name} (warm-up)"))?;
-        let load = load::run(&wrk, &running.url(), &spec).with_context(|| name.to_string())?;
-        eprintln!(
-            "bench: {name}: {:.0} req/s, p50 {:?}, p99 {:?}, {} errors",
-            load.requests_per_sec, load.p50, load.p99, load.errors
-        );
-        measurements.push(Measurement {
-            name: name.to_string(),
-            command,
-            load,
-            first_request: running.first_request,
-        });
     }
+    let measurements: Vec<Measurement> = runs.into_iter().filter_map(report::median).collect();
 
     let mut instantiation = Vec::new();
     if selected("instantiation") || args.only.is_none() {
@@ -244,10 +261,11 @@ fn run(args: &Args) -> anyhow::Result<Report> {
         date: today(),
         machine: machine(),
         load: format!(
-            "wrk -t{} -c{} -d{}s --latency",
+            "wrk -t{} -c{} -d{}s --latency, median of {} interleaved rounds",
             spec.threads,
             spec.connections,
-            spec.duration.as_secs().max(1)
+            spec.duration.as_secs().max(1),
+            args.rounds
         ),
         ratios: report::ratios(&measurements),
         measurements,

@@ -117,6 +117,18 @@ const TARGETS: &[(&str, &str, &str, &str, Quantity, f64)] = &[
 ];
 
 /// The ratios whose two measurements are both present.
+/// One scenario's median run by throughput, with the median first-request
+/// latency of all its runs (the two vary independently); `None` for no runs.
+pub fn median(mut runs: Vec<Measurement>) -> Option<Measurement> {
+    let mut firsts: Vec<Duration> = runs.iter().map(|m| m.first_request).collect();
+    firsts.sort();
+    runs.sort_by(|a, b| a.load.requests_per_sec.total_cmp(&b.load.requests_per_sec));
+    let middle = runs.len().checked_sub(1)? / 2;
+    let mut median = runs.swap_remove(middle);
+    median.first_request = firsts[middle];
+    Some(median)
+}
+
 pub fn ratios(measurements: &[Measurement]) -> Vec<Ratio> {
     let find = |name: &str| measurements.iter().find(|m| m.name == name);
     TARGETS
@@ -294,6 +306,19 @@ mod tests {
             .find(|r| r.name == "prewarm-first-request")
             .unwrap();
         assert_eq!(warm.value, 15.0);
+    }
+
+    #[test]
+    fn the_median_run_stands_for_a_scenario() {
+        let median = median(vec![
+            measured("hello/native", 300.0, 9),
+            measured("hello/native", 100.0, 1),
+            measured("hello/native", 200.0, 5),
+        ])
+        .unwrap();
+        assert_eq!(median.load.requests_per_sec, 200.0);
+        assert_eq!(median.first_request, Duration::from_millis(5));
+        assert!(super::median(vec![]).is_none());
     }
 
     #[test]

@@ -111,6 +111,33 @@ pub fn compile(engine: &Engine, bytes: &[u8], source: &Source) -> Result<Compone
     })
 }
 
+/// Builds an engine for `bytes` and compiles them on it.
+///
+/// A component that uses none of the component model's async features (any
+/// p2 component) gets an engine without concurrency support, on which each
+/// guest-to-host call skips wasmtime's task bookkeeping (`wasi:http` p2
+/// requests are about a tenth cheaper). Whether it needs them is what
+/// validation on that engine says; those that do compile on the full one.
+pub fn load(
+    options: &EngineOptions,
+    bytes: &[u8],
+    source: &Source,
+) -> anyhow::Result<(EngineHandle, Component)> {
+    if options.concurrency {
+        let serial = EngineOptions {
+            concurrency: false,
+            ..options.clone()
+        };
+        match load_on(&serial, bytes, source) {
+            Err(e) if matches!(e.downcast_ref(), Some(LoadError::Invalid { .. })) => {
+                tracing::debug!("compiling with concurrency support: {e:#}");
+            }
+            loaded => return loaded,
+        }
+    }
+    load_on(options, bytes, source)
+}
+
 /// Builds the engine `options` describe and compiles `bytes` on it.
 ///
 /// The pooling allocator's slots have fixed limits (memory size, table
@@ -119,7 +146,7 @@ pub fn compile(engine: &Engine, bytes: &[u8], source: &Source) -> Result<Compone
 /// on demand, which is slower to instantiate but has no such limits, and
 /// says so. The exception is a component whose memory starts above the
 /// operator's `--max-memory`: no allocator can run it within that cap.
-pub fn load(
+fn load_on(
     options: &EngineOptions,
     bytes: &[u8],
     source: &Source,

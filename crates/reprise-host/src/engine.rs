@@ -43,6 +43,12 @@ pub struct EngineOptions {
     /// Reuse compiled code across runs through wasmtime's on-disk cache:
     /// interpreted-language components take seconds to compile.
     pub cache: bool,
+    /// Whether the engine supports the component model's async features
+    /// (p3 `wasi:http/handler`, streams, futures). Every guest-to-host call
+    /// pays for that support in wasmtime's task bookkeeping, so components
+    /// that do not need it run on an engine without it
+    /// ([`crate::component::load`] decides).
+    pub concurrency: bool,
 }
 
 impl Default for EngineOptions {
@@ -52,6 +58,7 @@ impl Default for EngineOptions {
             max_memory: None,
             interruptible: false,
             cache: true,
+            concurrency: true,
         }
     }
 }
@@ -107,7 +114,8 @@ impl EngineHandle {
 fn build(options: &EngineOptions, allocator: Allocator) -> anyhow::Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true);
-    config.wasm_component_model_async(true);
+    config.wasm_component_model_async(options.concurrency);
+    config.concurrency_support(options.concurrency);
     config.epoch_interruption(options.interruptible);
     if options.cache {
         match wasmtime::Cache::from_file(None) {

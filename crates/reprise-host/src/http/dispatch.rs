@@ -16,6 +16,7 @@
 //! call (any available worker takes the next request); features that need
 //! that choice keep several handlers and pick one (see `route.rs`).
 
+use super::direct::IdleSet;
 use super::warm::Warmer;
 use crate::instance::{InstanceId, InstanceState};
 use crate::manager::InstanceManager;
@@ -39,14 +40,16 @@ use wasmtime_wasi_http::handler::{
 
 /// The [`HandlerState`] of Reprise's HTTP front end. Cheap to clone.
 #[derive(Clone)]
-pub struct Dispatch(Arc<DispatchInner>);
+pub struct Dispatch(pub(super) Arc<DispatchInner>);
 
-struct DispatchInner {
+pub(super) struct DispatchInner {
     manager: Arc<InstanceManager>,
     exports: HandlerIndices,
     /// Whether the export is p3 (`wasi:http/handler`), which can run calls
     /// concurrently on one instance.
     concurrent: bool,
+    /// p2 instances between calls (see `direct.rs`).
+    pub(super) idle: Mutex<IdleSet>,
     /// Instantiated, initialized, never-used instances. `instantiate` takes
     /// from here first, so start functions run before traffic arrives.
     warm: Mutex<VecDeque<ProxyInstance>>,
@@ -63,7 +66,7 @@ struct DispatchInner {
     warmer: Option<Warmer>,
 }
 
-type ProxyInstance = Instance<InstanceState, Expiration, Worker>;
+pub(super) type ProxyInstance = Instance<InstanceState, Expiration, Worker>;
 
 /// Which end of the warm set: the oldest instance serves next (it has
 /// waited longest), the newest is the one to let go.
@@ -74,7 +77,7 @@ enum End {
 
 /// Ends a parked instance that will never serve, accounting for it with the
 /// reason its lifecycle holds.
-fn discard(instance: ProxyInstance) {
+pub(super) fn discard(instance: ProxyInstance) {
     let Instance { store, state, .. } = instance;
     WorkerState::drop(&state, store, Ok(()));
 }
@@ -113,6 +116,7 @@ impl Dispatch {
                 manager,
                 exports: HandlerIndices::new(&pre),
                 concurrent,
+                idle: Mutex::default(),
                 warm: Mutex::default(),
                 prewarm,
                 policy,
@@ -455,10 +459,30 @@ impl WorkerState for Worker {
 
     fn on_request_start(
         &self,
-        mut store: StoreContextMut<'_, InstanceState>,
+        store: StoreContextMut<'_, InstanceState>,
         ticket: Arc<CallTicket>,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        match self.start_call(store, &ticket) {
+            Some(timeout) => Box::pin(tokio::time::sleep(timeout)),
+            None => Box::pin(std::future::pending()),
+        }
+    }
+
+    fn drop(&self, store: Store<InstanceState>, result: wasmtime::Result<()>) {
+        self.ended(result);
+        drop(store);
+    }
+}
+
+impl Worker {
+    /// Accounts for a call this instance accepted and arms its deadline;
+    /// returns the wall-clock limit on the call, if any.
+    pub(super) fn start_call(
+        &self,
+        mut store: StoreContextMut<'_, InstanceState>,
+        ticket: &CallTicket,
+    ) -> Option<Duration> {
         let _ = ticket.instance.set(self.lifecycle.clone());
         let previous = self.lifecycle.accepted.fetch_add(1, Relaxed);
         let metrics = self.manager.metrics();
@@ -467,13 +491,12 @@ impl WorkerState for Worker {
             metrics.reused_calls.fetch_add(1, Relaxed);
         }
         self.manager.arm_deadline(&mut store);
-        match self.manager.limits().timeout {
-            Some(timeout) => Box::pin(tokio::time::sleep(timeout)),
-            None => Box::pin(std::future::pending()),
-        }
+        self.manager.limits().timeout
     }
 
-    fn drop(&self, store: Store<InstanceState>, result: wasmtime::Result<()>) {
+    /// Accounts for the end of this instance (its store is being dropped):
+    /// why it ended, and how, when it failed.
+    pub(super) fn ended(&self, result: wasmtime::Result<()>) {
         let reason = match result {
             Ok(()) => self.lifecycle.reason().unwrap_or(Retirement::MaxCalls),
             Err(_) if self.manager.is_closing() => Retirement::Shutdown,
@@ -486,7 +509,16 @@ impl WorkerState for Worker {
             }
         };
         self.manager.instance_retired(self.lifecycle.id, reason);
-        drop(store);
+    }
+
+    /// Calls this instance accepted so far.
+    pub(super) fn accepted(&self) -> usize {
+        usize::try_from(self.lifecycle.accepted.load(Relaxed)).unwrap_or(usize::MAX)
+    }
+
+    /// Stops the instance from taking further calls, for `reason`.
+    pub(super) fn retire(&self, reason: Retirement) {
+        self.lifecycle.retire(reason);
     }
 }
 
@@ -541,7 +573,7 @@ pub struct Expiration {
 impl Expiration {
     /// The instant at which the worker expires in `status` entered at
     /// `start`, with the reason; `None` if it never does.
-    fn deadline(&self, status: WorkerStatus, start: Instant) -> Option<(Instant, Retirement)> {
+    pub(super) fn deadline(&self, status: WorkerStatus, start: Instant) -> Option<(Instant, Retirement)> {
         let age = self
             .max_age
             .map(|max| (self.lifecycle.created + max, Retirement::Age));
@@ -565,7 +597,7 @@ impl Expiration {
 
 /// Extra time past the call deadline before the worker is torn down, so the
 /// epoch trap (which produces a clean per-call error) normally wins.
-const EXPIRY_GRACE: Duration = Duration::from_millis(250);
+pub(super) const EXPIRY_GRACE: Duration = Duration::from_millis(250);
 
 impl WorkerExpiration for Expiration {
     fn poll(

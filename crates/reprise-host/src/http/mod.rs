@@ -1,5 +1,6 @@
 //! The HTTP front end: `wasi:http` proxy components behind a hyper server.
 
+mod direct;
 mod dispatch;
 mod perturb;
 mod route;
@@ -122,7 +123,7 @@ impl HttpFrontEnd {
     /// succeeds.
     pub async fn warm_up(&self) -> anyhow::Result<()> {
         for set in self.router.warm_sets() {
-            set.state().warm_up().await?;
+            set.dispatch().warm_up().await?;
         }
         Ok(())
     }

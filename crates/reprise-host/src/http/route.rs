@@ -1,7 +1,7 @@
 //! Which set of instances serves a request.
 //!
-//! `ProxyHandler` hands each request to whichever of its instances is free;
-//! it has no notion of *which* instance should serve it. Reprise needs that
+//! An instance set hands each request to whichever of its instances is
+//! free; it has no notion of *which* instance should serve it. Reprise needs that
 //! choice for two features, so it keeps several handlers (each a set of
 //! instances with its own policy) and routes between them:
 //! - isolation keys: one set per key value, so an instance never serves two
@@ -9,7 +9,7 @@
 //! - chaos: [`chaos::INSTANCES`] sets, one picked at random per request, whose
 //!   instances are retired at random before a call.
 
-use super::dispatch::Dispatch;
+use super::dispatch::{CallTicket, Dispatch};
 use crate::chaos::{self, Chaos};
 use crate::instance::InstanceState;
 use crate::manager::InstanceManager;
@@ -19,7 +19,7 @@ use http::{HeaderName, HeaderValue};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
-use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
+use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre, Request, Response};
 
 /// What keeps instances apart (`--isolate-by`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,9 +57,41 @@ pub enum Routing {
     Chaos(Arc<Chaos>),
 }
 
+/// One set of instances with one policy, and the driver its export needs.
+#[derive(Clone)]
+pub(crate) enum InstanceSet {
+    /// p3: `ProxyHandler` runs each instance as a worker task that takes
+    /// concurrent calls.
+    Concurrent(ProxyHandler<Dispatch>),
+    /// p2: one call at a time per instance, on the request's task
+    /// (`direct.rs`).
+    Direct(Dispatch),
+}
+
+impl InstanceSet {
+    pub fn dispatch(&self) -> &Dispatch {
+        match self {
+            InstanceSet::Concurrent(handler) => handler.state(),
+            InstanceSet::Direct(dispatch) => dispatch,
+        }
+    }
+
+    /// Serves `request` on one of the set's instances; `ticket` learns which.
+    pub async fn handle(
+        &self,
+        ticket: Arc<CallTicket>,
+        request: Request,
+    ) -> wasmtime::Result<Response> {
+        match self {
+            InstanceSet::Concurrent(handler) => handler.handle(ticket, request).await,
+            InstanceSet::Direct(dispatch) => dispatch.serve_direct(ticket, request).await,
+        }
+    }
+}
+
 /// Where one request goes, and the chaos decision taken for it, if any.
 pub(crate) struct Route {
-    pub handler: ProxyHandler<Dispatch>,
+    pub handler: InstanceSet,
     pub decision: Option<chaos::Decision>,
 }
 
@@ -70,27 +102,32 @@ pub(crate) struct Sets {
 }
 
 impl Sets {
-    fn new_set(&self, prewarm: usize, policy: Policy) -> ProxyHandler<Dispatch> {
-        let pre = match &self.pre {
-            ProxyPre::P2(pre) => ProxyPre::P2(pre.clone()),
-            ProxyPre::P3(pre) => ProxyPre::P3(pre.clone()),
+    fn new_set(&self, prewarm: usize, policy: Policy) -> InstanceSet {
+        let (pre, concurrent) = match &self.pre {
+            ProxyPre::P2(pre) => (ProxyPre::P2(pre.clone()), false),
+            ProxyPre::P3(pre) => (ProxyPre::P3(pre.clone()), true),
         };
-        ProxyHandler::new(Dispatch::new(self.manager.clone(), pre, prewarm, policy))
+        let dispatch = Dispatch::new(self.manager.clone(), pre, prewarm, policy);
+        if concurrent {
+            InstanceSet::Concurrent(ProxyHandler::new(dispatch))
+        } else {
+            InstanceSet::Direct(dispatch)
+        }
     }
 }
 
 /// The sets of instances of one HTTP component, and the routing between them.
 pub(crate) enum Router {
-    Shared(ProxyHandler<Dispatch>),
+    Shared(InstanceSet),
     Isolated {
         header: HeaderName,
-        keyed: Mutex<HashMap<HeaderValue, ProxyHandler<Dispatch>>>,
-        unkeyed: ProxyHandler<Dispatch>,
+        keyed: Mutex<HashMap<HeaderValue, InstanceSet>>,
+        unkeyed: InstanceSet,
         sets: Sets,
     },
     Chaos {
         chaos: Arc<Chaos>,
-        slots: Vec<ProxyHandler<Dispatch>>,
+        slots: Vec<InstanceSet>,
     },
 }
 
@@ -122,7 +159,7 @@ impl Router {
     }
 
     /// Every set that should be warmed before traffic arrives.
-    pub fn warm_sets(&self) -> Vec<&ProxyHandler<Dispatch>> {
+    pub fn warm_sets(&self) -> Vec<&InstanceSet> {
         match self {
             Router::Shared(handler) => vec![handler],
             Router::Isolated { unkeyed, .. } => vec![unkeyed],
@@ -162,7 +199,7 @@ impl Router {
                 let handler = slots[decision.slot].clone();
                 if decision.reinstantiate {
                     handler
-                        .state()
+                        .dispatch()
                         .retire_one_used(decision.victim, Retirement::Chaos);
                 }
                 Route {
