@@ -261,6 +261,16 @@ mod tests {
     }
 
     #[test]
+    fn only_components_that_use_async_features_get_concurrency_support() {
+        let (engine, _) =
+            load(&EngineOptions::default(), &component_with(1, 1), &source()).unwrap();
+        assert!(!engine.engine.get_concurrency_support());
+        let streams = wat::parse_str("(component (type (stream u8)))").unwrap();
+        let (engine, _) = load(&EngineOptions::default(), &streams, &source()).unwrap();
+        assert!(engine.engine.get_concurrency_support());
+    }
+
+    #[test]
     fn memory_starting_above_the_cap_is_refused_by_name() {
         let options = EngineOptions {
             max_memory: Some(64 * 1024),

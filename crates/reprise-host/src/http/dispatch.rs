@@ -1,20 +1,23 @@
-//! Dispatching HTTP requests to component instances.
+//! Dispatching HTTP requests to component instances: one set of instances
+//! with one policy.
 //!
-//! Built on `wasmtime_wasi_http::handler::ProxyHandler`, which already runs
-//! each instance as a worker task that pulls requests from a shared queue,
-//! drives p3 concurrency with guest backpressure, and enforces expirations
-//! even when a guest spins inside the store. Reprise supplies the three
-//! policy hooks it exposes:
+//! p3 sets are driven by `wasmtime_wasi_http::handler::ProxyHandler`, which
+//! runs each instance as a worker task that pulls requests from a shared
+//! queue, drives p3 concurrency with guest backpressure, and enforces
+//! expirations even when a guest spins inside the store. p2 sets, whose
+//! calls each take a whole instance, are driven by `direct.rs` on the
+//! request's own task. Both go through the same three policy hooks:
 //! - [`HandlerState::instantiate`]: instances come from the shared
 //!   [`InstanceManager`] (numbered, counted, memory-capped, deadline-armed);
 //! - [`WorkerState::should_accept_request`]: the pure [`Policy::admit`]
 //!   decides whether an instance takes another call;
-//! - [`WorkerExpiration::poll`]: idle timeout, maximum age and the call
-//!   deadline retire instances.
+//! - [`Expiration::deadline`]: idle timeout, maximum age and the call
+//!   deadline retire instances (`ProxyHandler` polls it as the
+//!   [`WorkerExpiration`]; `direct.rs` checks it for parked instances).
 //!
-//! What `ProxyHandler` does not give is a choice of *which* instance serves a
-//! call (any available worker takes the next request); features that need
-//! that choice keep several handlers and pick one (see `route.rs`).
+//! Neither driver chooses *which* instance serves a call (any available one
+//! takes the next request); features that need that choice keep several
+//! sets and pick one (see `route.rs`).
 
 use super::direct::IdleSet;
 use super::warm::Warmer;
