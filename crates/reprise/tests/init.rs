@@ -159,3 +159,29 @@ fn without_traffic_the_startup_instance_goes_after_the_idle_timeout() {
     assert_eq!(server.admin_get("/ready").status, 200);
     assert_eq!(server.get("/").status, 200);
 }
+
+#[test]
+fn an_instance_left_idle_after_traffic_goes_after_the_idle_timeout() {
+    // Nothing asks for it again: the set itself must notice it expired.
+    let server = Server::start(&[
+        HELLO,
+        "--policy",
+        "reuse",
+        "--idle-timeout",
+        "200ms",
+        "--admin-addr",
+        "127.0.0.1:0",
+    ]);
+    wait_for_metric(
+        &server,
+        "reprise_instances_retired_total{reason=\"idle\"}",
+        1,
+    );
+    assert_eq!(server.get("/").status, 200);
+    let metrics = wait_for_metric(
+        &server,
+        "reprise_instances_retired_total{reason=\"idle\"}",
+        2,
+    );
+    assert_eq!(metric(&metrics, "reprise_live_instances"), 0, "{metrics}");
+}

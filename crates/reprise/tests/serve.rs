@@ -95,6 +95,38 @@ fn canary_does_see_its_secret_under_reuse() {
 }
 
 #[test]
+fn a_body_still_streaming_after_the_response_head_arrives_whole_and_its_instance_serves_again() {
+    // 4 MiB: more than the host's stream buffers hold, so the guest is still
+    // writing its body when the response head goes out and the rest of its
+    // call runs after the request's own task has answered.
+    let server = Server::start(&[ECHO, "--policy", "reuse", "--expose-instance-id"]);
+    let body: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
+    let agent = ureq::Agent::new_with_defaults();
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        let mut response = agent
+            .post(&format!("http://{}/", server.addr))
+            .send(&body[..])
+            .unwrap();
+        instances.push(response.headers()["x-reprise-instance"].clone());
+        let echoed = response
+            .body_mut()
+            .with_config()
+            .limit(8 << 20)
+            .read_to_vec()
+            .unwrap();
+        assert_eq!(echoed.len(), body.len());
+        assert!(echoed == body, "the echoed body differs");
+        // The call ends just after its last byte leaves; let it be parked.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        instances[0], instances[1],
+        "the instance that streamed its body was not reused"
+    );
+}
+
+#[test]
 fn trap_answers_500_and_the_next_request_is_served() {
     let server = Server::start(&[TRAP, "--policy", "reuse", "--expose-instance-id"]);
     let before = server.get("/");
