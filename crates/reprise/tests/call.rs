@@ -206,9 +206,7 @@ fn a_trap_is_an_error_naming_it() {
 
 #[test]
 fn a_file_that_is_not_a_component_is_refused() {
-    let dir = std::env::temp_dir().join(format!("reprise-call-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let notes = dir.join("notes.txt");
+    let notes = support::scratch_path("notes.txt");
     std::fs::write(&notes, "hello").unwrap();
     let error = call_err(notes.to_str().unwrap(), "f()");
     assert!(

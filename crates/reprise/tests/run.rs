@@ -82,9 +82,7 @@ fn a_second_run_on_one_instance_is_explained() {
 #[test]
 fn the_fresh_hint_makes_auto_run_a_command_many_times() {
     // The advice above, followed: the hinted command runs repeatedly under the default policy.
-    let dir = std::env::temp_dir().join(format!("reprise-run-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let hinted = dir.join("command-fresh.wasm");
+    let hinted = support::scratch_path("command-fresh.wasm");
     let hinted = hinted.to_str().unwrap();
     let set = run(&["hint", "set", COMMAND, "v1 fresh", "-o", hinted]);
     assert!(set.status.success(), "{}", stderr(&set));
