@@ -249,7 +249,12 @@ async fn reap(set: Weak<DispatchInner>) {
                     .into_iter()
                     .partition(|p| p.expiry().is_some_and(|(at, _)| now >= at));
                 idle.parked = kept;
-                let next = idle.parked.iter().filter_map(|p| p.expiry()).map(|(at, _)| at).min();
+                let next = idle
+                    .parked
+                    .iter()
+                    .filter_map(|p| p.expiry())
+                    .map(|(at, _)| at)
+                    .min();
                 if next.is_none() {
                     idle.reaping = false;
                 }

@@ -576,7 +576,11 @@ pub struct Expiration {
 impl Expiration {
     /// The instant at which the worker expires in `status` entered at
     /// `start`, with the reason; `None` if it never does.
-    pub(super) fn deadline(&self, status: WorkerStatus, start: Instant) -> Option<(Instant, Retirement)> {
+    pub(super) fn deadline(
+        &self,
+        status: WorkerStatus,
+        start: Instant,
+    ) -> Option<(Instant, Retirement)> {
         let age = self
             .max_age
             .map(|max| (self.lifecycle.created + max, Retirement::Age));

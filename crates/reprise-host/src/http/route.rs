@@ -1,9 +1,9 @@
 //! Which set of instances serves a request.
 //!
 //! An instance set hands each request to whichever of its instances is
-//! free; it has no notion of *which* instance should serve it. Reprise needs that
-//! choice for two features, so it keeps several handlers (each a set of
-//! instances with its own policy) and routes between them:
+//! free; it has no notion of *which* instance should serve it. Reprise needs
+//! that choice for two features, so it keeps several sets (each with its own
+//! policy) and routes between them:
 //! - isolation keys: one set per key value, so an instance never serves two
 //!   tenants; requests without a key get a fresh instance each;
 //! - chaos: [`chaos::INSTANCES`] sets, one picked at random per request, whose
