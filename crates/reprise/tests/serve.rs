@@ -45,6 +45,40 @@ fn p3_component_is_served() {
 }
 
 #[test]
+fn a_p2_component_that_uses_async_features_elsewhere_is_served_and_reused() {
+    // A stream type anywhere in a component needs an engine with concurrency
+    // support; its p2 handler is then driven by wasmtime's `ProxyHandler`
+    // rather than Reprise's direct driver, under the same policy.
+    use wasm_encoder::{
+        ComponentSection, ComponentTypeSection, ComponentValType, PrimitiveValType,
+    };
+    let mut bytes = std::fs::read(COUNTER).unwrap();
+    let mut types = ComponentTypeSection::new();
+    types
+        .defined_type()
+        .stream(Some(ComponentValType::Primitive(PrimitiveValType::U8)));
+    types.append_to_component(&mut bytes);
+    let path = scratch_path("counter-with-stream-type.wasm");
+    std::fs::write(&path, &bytes).unwrap();
+    let server = Server::start(&[
+        path.to_str().unwrap(),
+        "--policy",
+        "reuse",
+        "--expose-instance-id",
+    ]);
+    let first = server.get("/");
+    let second = server.get("/");
+    assert_eq!(
+        (first.status, second.status),
+        (200, 200),
+        "{}",
+        server.stderr()
+    );
+    assert_eq!((first.body.as_str(), second.body.as_str()), ("1\n", "2\n"));
+    assert_eq!(first.instance, second.instance);
+}
+
+#[test]
 fn counter_always_answers_1_under_fresh() {
     let server = Server::start(&[COUNTER, "--policy", "fresh", "--expose-instance-id"]);
     let mut instances = HashSet::new();

@@ -6,7 +6,8 @@
 //! queue, drives p3 concurrency with guest backpressure, and enforces
 //! expirations even when a guest spins inside the store. p2 sets, whose
 //! calls each take a whole instance, are driven by `direct.rs` on the
-//! request's own task. Both go through the same three policy hooks:
+//! request's own task (unless the component needed an engine with
+//! concurrency support). Both go through the same three policy hooks:
 //! - [`HandlerState::instantiate`]: instances come from the shared
 //!   [`InstanceManager`] (numbered, counted, memory-capped, deadline-armed);
 //! - [`WorkerState::should_accept_request`]: the pure [`Policy::admit`]

@@ -60,11 +60,12 @@ pub enum Routing {
 /// One set of instances with one policy, and the driver its export needs.
 #[derive(Clone)]
 pub(crate) enum InstanceSet {
-    /// p3: `ProxyHandler` runs each instance as a worker task that takes
-    /// concurrent calls.
+    /// p3 (and p2 components that use async features): `ProxyHandler`
+    /// runs each instance as a worker task, which takes concurrent calls
+    /// when the export is p3.
     Concurrent(ProxyHandler<Dispatch>),
-    /// p2: one call at a time per instance, on the request's task
-    /// (`direct.rs`).
+    /// p2 on an engine without concurrency support: one call at a time per
+    /// instance, on the request's task (`direct.rs`).
     Direct(Dispatch),
 }
 
@@ -103,12 +104,17 @@ pub(crate) struct Sets {
 
 impl Sets {
     fn new_set(&self, prewarm: usize, policy: Policy) -> InstanceSet {
-        let (pre, concurrent) = match &self.pre {
-            ProxyPre::P2(pre) => (ProxyPre::P2(pre.clone()), false),
-            ProxyPre::P3(pre) => (ProxyPre::P3(pre.clone()), true),
+        let pre = match &self.pre {
+            ProxyPre::P2(pre) => ProxyPre::P2(pre.clone()),
+            ProxyPre::P3(pre) => ProxyPre::P3(pre.clone()),
         };
+        // The direct driver calls the p2 export without wasmtime's async
+        // task machinery; a component compiled with concurrency support (it
+        // uses async features somewhere) keeps the driver built on it.
+        let direct = matches!(pre, ProxyPre::P2(_))
+            && !self.manager.engine().engine.get_concurrency_support();
         let dispatch = Dispatch::new(self.manager.clone(), pre, prewarm, policy);
-        if concurrent {
+        if !direct {
             InstanceSet::Concurrent(ProxyHandler::new(dispatch))
         } else {
             InstanceSet::Direct(dispatch)
