@@ -259,7 +259,7 @@ impl Dispatch {
             failed: Notify::new(),
             memory: store.data().memory_bytes(),
         });
-        inner.live.lock().unwrap().push(Arc::downgrade(&lifecycle));
+        track(&mut inner.live.lock().unwrap(), Arc::downgrade(&lifecycle));
         let policy = &inner.policy;
         Ok(Instance {
             store,
@@ -280,6 +280,17 @@ impl Dispatch {
             },
         })
     }
+}
+
+/// Adds `entry` to a list of weak references, first dropping the dead ones
+/// when the list is about to grow: a server creating an instance per
+/// request would otherwise keep a dead entry (and its allocation) for each.
+/// Amortized constant time, as pruning only happens at a full capacity.
+fn track<T>(list: &mut Vec<Weak<T>>, entry: Weak<T>) {
+    if list.len() == list.capacity() {
+        list.retain(|weak| weak.strong_count() > 0);
+    }
+    list.push(entry);
 }
 
 /// Where the HTTP handler sits in every instance of the component. The
@@ -636,5 +647,26 @@ impl WorkerExpiration for Expiration {
             }
             Poll::Pending => Poll::Pending,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_live_list_does_not_keep_every_instance_ever_created() {
+        let mut list = Vec::new();
+        let alive: Vec<Arc<u32>> = (0..3).map(Arc::new).collect();
+        for arc in &alive {
+            track(&mut list, Arc::downgrade(arc));
+        }
+        for n in 0..10_000 {
+            let gone = Arc::new(n);
+            track(&mut list, Arc::downgrade(&gone));
+        }
+        assert!(list.len() <= 16, "{} entries kept", list.len());
+        let kept = list.iter().filter(|w| w.strong_count() > 0).count();
+        assert_eq!(kept, 3, "a live entry was dropped");
     }
 }
