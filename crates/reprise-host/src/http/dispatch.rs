@@ -149,6 +149,13 @@ impl Dispatch {
         }
     }
 
+    /// Whether no instance of this set is alive (serving, idle or warm), so
+    /// dropping the set loses nothing but its bookkeeping.
+    pub fn is_unused(&self) -> bool {
+        let live = self.0.live.lock().unwrap();
+        live.iter().all(|lifecycle| lifecycle.strong_count() == 0)
+    }
+
     /// Creates one instance ahead of traffic and parks it in the warm set,
     /// so that readiness reflects a real, successful initialization, then
     /// fills the warm set up to its target. Returns

@@ -122,12 +122,52 @@ impl Sets {
     }
 }
 
+/// One value per key, for keys that arrive from clients: values found
+/// unused are dropped whenever the map has doubled since the last look, so
+/// a stream of distinct keys cannot grow it without bound while the sets
+/// still serving (or holding idle instances) stay.
+pub(crate) struct Keyed<K, V> {
+    map: HashMap<K, V>,
+    sweep_at: usize,
+}
+
+/// Below this many keys the map is never swept.
+const MIN_SWEEP: usize = 64;
+
+impl<K, V> Default for Keyed<K, V> {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+            sweep_at: MIN_SWEEP,
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone, V: Clone> Keyed<K, V> {
+    /// The value for `key`, made by `make` if there is none.
+    fn get_or_insert(
+        &mut self,
+        key: &K,
+        unused: impl Fn(&V) -> bool,
+        make: impl FnOnce() -> V,
+    ) -> V {
+        if let Some(value) = self.map.get(key) {
+            return value.clone();
+        }
+        if self.map.len() >= self.sweep_at {
+            self.map.retain(|_, value| !unused(value));
+            self.sweep_at = (self.map.len() * 2).max(MIN_SWEEP);
+        }
+        self.map.entry(key.clone()).or_insert_with(make).clone()
+    }
+}
+
 /// The sets of instances of one HTTP component, and the routing between them.
 pub(crate) enum Router {
     Shared(InstanceSet),
     Isolated {
         header: HeaderName,
-        keyed: Mutex<HashMap<HeaderValue, InstanceSet>>,
+        keyed: Mutex<Keyed<HeaderValue, InstanceSet>>,
         unkeyed: InstanceSet,
         sets: Sets,
     },
@@ -187,12 +227,11 @@ impl Router {
                 sets,
             } => {
                 let handler = match request.headers().get(header) {
-                    Some(key) => keyed
-                        .lock()
-                        .unwrap()
-                        .entry(key.clone())
-                        .or_insert_with(|| sets.new_set(0, sets.manager.policy().clone()))
-                        .clone(),
+                    Some(key) => keyed.lock().unwrap().get_or_insert(
+                        key,
+                        |set| set.dispatch().is_unused(),
+                        || sets.new_set(0, sets.manager.policy().clone()),
+                    ),
                     None => unkeyed.clone(),
                 };
                 Route {
@@ -220,6 +259,19 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn distinct_keys_do_not_grow_the_map_without_bound() {
+        let mut keyed: Keyed<u32, Arc<()>> = Keyed::default();
+        let busy = keyed.get_or_insert(&0, |_| false, || Arc::new(()));
+        for key in 1..10_000 {
+            // A value nobody else holds is unused.
+            keyed.get_or_insert(&key, |v| Arc::strong_count(v) == 1, || Arc::new(()));
+        }
+        assert!(keyed.map.len() <= 2 * MIN_SWEEP);
+        let again = keyed.get_or_insert(&0, |_| true, || Arc::new(()));
+        assert!(Arc::ptr_eq(&busy, &again), "a set in use was dropped");
+    }
 
     #[test]
     fn isolation_keys_parse_from_header_names() {
