@@ -261,12 +261,12 @@ fn run(args: &Args) -> anyhow::Result<Report> {
         date: today(),
         machine: machine(),
         load: format!(
-            "wrk -t{} -c{} -d{}s --latency, median of {} interleaved rounds",
+            "wrk -t{} -c{} -d{}s --latency",
             spec.threads,
             spec.connections,
-            spec.duration.as_secs().max(1),
-            args.rounds
+            spec.duration.as_secs().max(1)
         ),
+        rounds: args.rounds,
         ratios: report::ratios(&measurements),
         measurements,
         instantiation,

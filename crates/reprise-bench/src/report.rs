@@ -158,6 +158,8 @@ pub struct Report {
     pub machine: String,
     /// How the load was generated, e.g. `wrk -t1 -c16 -d5s`.
     pub load: String,
+    /// Runs per scenario, interleaved; each figure is the median run.
+    pub rounds: u32,
     pub measurements: Vec<Measurement>,
     /// `(allocator, time per instance)`.
     pub instantiation: Vec<(String, Duration)>,
@@ -182,7 +184,11 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(out, "# Reprise benchmark, {}\n", self.date);
         let _ = writeln!(out, "- machine: {}", self.machine);
-        let _ = writeln!(out, "- load: `{}` over loopback\n", self.load);
+        let _ = writeln!(
+            out,
+            "- load: `{}` over loopback; each figure is the median of {} interleaved rounds\n",
+            self.load, self.rounds
+        );
         out.push_str("| scenario | req/s | p50 | p99 | errors | first request |\n");
         out.push_str("|---|---:|---:|---:|---:|---:|\n");
         for m in &self.measurements {
@@ -260,6 +266,7 @@ impl Report {
             "date": self.date,
             "machine": self.machine,
             "load": self.load,
+            "rounds": self.rounds,
             "scenarios": scenarios,
             "instantiation_us": instantiation,
             "ratios": ratios,
@@ -339,6 +346,7 @@ mod tests {
             date: "2026-11-25".into(),
             machine: "test".into(),
             load: "wrk".into(),
+            rounds: 1,
             measurements: vec![],
             instantiation: vec![],
             ratios,
