@@ -45,13 +45,18 @@ impl Warmer {
     }
 }
 
-/// Gives this thread a lower CPU priority (nice 10), so serving threads win
-/// the CPU while it initializes instances.
+/// Puts this thread in the idle scheduling class: it runs only when no
+/// serving thread wants the CPU, and a waking serving thread preempts it at
+/// once. (A nice value alone still let it hold a core for a scheduler slice,
+/// milliseconds, while the request that took the last warm instance waited.)
+/// Under sustained full load it then refills nothing, and requests create
+/// their instances themselves, as without pre-warming.
 #[cfg(target_os = "linux")]
 fn lower_priority() {
-    // SAFETY: setpriority with `who` 0 changes only the calling thread's
-    // nice value on Linux; it touches no memory.
-    let status = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: with pid 0 this changes only the calling thread's scheduling
+    // policy on Linux; `param` outlives the call.
+    let status = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
     if status != 0 {
         tracing::debug!("cannot lower the warming thread's priority");
     }
