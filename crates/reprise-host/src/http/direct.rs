@@ -116,7 +116,7 @@ impl Dispatch {
             (store, proxy, result)
         });
         let mut running = Running {
-            set: self.clone(),
+            set: self,
             call: Some(call),
             parts: Some(Parts {
                 view,
@@ -292,14 +292,14 @@ enum Outcome {
 /// its body, or the client went away), it lets the call finish on a task of
 /// its own within the same deadline, so the instance is parked or ended as
 /// usual instead of vanishing with the request.
-struct Running {
-    set: Dispatch,
+struct Running<'a> {
+    set: &'a Dispatch,
     call: Option<Pin<Box<dyn Future<Output = Finished> + Send>>>,
     parts: Option<Parts>,
     deadline: Option<Instant>,
 }
 
-impl Running {
+impl Running<'_> {
     /// The call returned.
     fn finish(mut self, finished: Finished) -> wasmtime::Result<()> {
         self.call = None;
@@ -316,7 +316,7 @@ impl Running {
     }
 }
 
-impl Drop for Running {
+impl Drop for Running<'_> {
     fn drop(&mut self) {
         let (Some(call), Some(parts)) = (self.call.take(), self.parts.take()) else {
             return;

@@ -139,7 +139,7 @@ impl HttpFrontEnd {
     pub async fn call(&self, request: http::Request<WasiBody>) -> Served {
         let ticket = Arc::new(CallTicket::default());
         let start = Instant::now();
-        let metrics = self.manager.metrics().clone();
+        let metrics = self.manager.metrics();
         let route = self.router.route(&request);
         let mut request = request;
         let io = route.decision.as_ref().and_then(|d| d.io.as_ref());

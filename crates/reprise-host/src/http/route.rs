@@ -16,6 +16,7 @@ use crate::manager::InstanceManager;
 use crate::metrics::Retirement;
 use crate::policy::Policy;
 use http::{HeaderName, HeaderValue};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -91,8 +92,10 @@ impl InstanceSet {
 }
 
 /// Where one request goes, and the chaos decision taken for it, if any.
-pub(crate) struct Route {
-    pub handler: InstanceSet,
+/// The set is borrowed when the router owns it for good (no reference
+/// count shared by every request to bump).
+pub(crate) struct Route<'a> {
+    pub handler: Cow<'a, InstanceSet>,
     pub decision: Option<chaos::Decision>,
 }
 
@@ -214,10 +217,10 @@ impl Router {
     }
 
     /// Picks the set for `request`, carrying out chaos's re-instantiation.
-    pub fn route<B>(&self, request: &http::Request<B>) -> Route {
+    pub fn route<B>(&self, request: &http::Request<B>) -> Route<'_> {
         match self {
             Router::Shared(handler) => Route {
-                handler: handler.clone(),
+                handler: Cow::Borrowed(handler),
                 decision: None,
             },
             Router::Isolated {
@@ -226,14 +229,14 @@ impl Router {
                 unkeyed,
                 sets,
             } => {
-                let handler = match request.headers().get(header) {
+                let handler = Cow::Owned(match request.headers().get(header) {
                     Some(key) => keyed.lock().unwrap().get_or_insert(
                         key,
                         |set| set.dispatch().is_unused(),
                         || sets.new_set(0, sets.manager.policy().clone()),
                     ),
                     None => unkeyed.clone(),
-                };
+                });
                 Route {
                     handler,
                     decision: None,
@@ -241,14 +244,14 @@ impl Router {
             }
             Router::Chaos { chaos, slots } => {
                 let decision = chaos.next();
-                let handler = slots[decision.slot].clone();
+                let handler = &slots[decision.slot];
                 if decision.reinstantiate {
                     handler
                         .dispatch()
                         .retire_one_used(decision.victim, Retirement::Chaos);
                 }
                 Route {
-                    handler,
+                    handler: Cow::Borrowed(handler),
                     decision: Some(decision),
                 }
             }
