@@ -4,8 +4,10 @@
 //! A p2 `incoming-handler.handle` call occupies its whole instance, so there
 //! is nothing to schedule inside an instance: the request's task takes an
 //! idle instance (or a warm or new one), calls the export, and gives hyper
-//! the response as soon as the guest sets it. Only a guest still writing its
-//! body by then has the rest of its call moved to a task of its own. This
+//! the response as soon as the guest sets it. A guest usually writes its
+//! body after that, each flush waiting for hyper to take the bytes, so the
+//! rest of the call finishes on a task of its own, which parks the instance
+//! for the next request. This
 //! skips `ProxyHandler`'s hop to a worker task and back and its
 //! `run_concurrent` event loop, which is what lets p2 components run on an
 //! engine without concurrency support (see `component::load`). The policy,
