@@ -61,7 +61,7 @@ impl std::fmt::Display for ReuseBounds {
         }
         write!(
             f,
-            " per instance, {} concurrent (p3), idle timeout {:?}",
+            " per instance, {} at once on a p3 instance, idle timeout {:?}",
             self.max_concurrency, self.idle_timeout
         )?;
         if let Some(age) = self.max_age {
