@@ -82,18 +82,8 @@ fn echo_survives_chaos_chunking_exactly() {
     // P=1 perturbs every request's I/O.
     let server = Server::start(&[ECHO, "--chaos=1", "--seed", "11"]);
     let body: Vec<u8> = (0..200_000u32).map(|i| b'a' + (i % 26) as u8).collect();
-    let agent = ureq::Agent::new_with_defaults();
     for _ in 0..5 {
-        let mut response = agent
-            .post(&format!("http://{}/", server.addr))
-            .send(&body[..])
-            .unwrap();
-        let echoed = response
-            .body_mut()
-            .with_config()
-            .limit(1 << 20)
-            .read_to_vec()
-            .unwrap();
+        let (_, echoed) = server.post("/", &body);
         assert_eq!(echoed.len(), body.len());
         assert!(echoed == body, "the echoed body differs");
     }

@@ -135,20 +135,10 @@ fn a_body_still_streaming_after_the_response_head_arrives_whole_and_its_instance
     // call runs after the request's own task has answered.
     let server = Server::start(&[ECHO, "--policy", "reuse", "--expose-instance-id"]);
     let body: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
-    let agent = ureq::Agent::new_with_defaults();
     let mut instances = Vec::new();
     for _ in 0..2 {
-        let mut response = agent
-            .post(&format!("http://{}/", server.addr))
-            .send(&body[..])
-            .unwrap();
-        instances.push(response.headers()["x-reprise-instance"].clone());
-        let echoed = response
-            .body_mut()
-            .with_config()
-            .limit(8 << 20)
-            .read_to_vec()
-            .unwrap();
+        let (instance, echoed) = server.post("/", &body);
+        instances.push(instance.expect("--expose-instance-id"));
         assert_eq!(echoed.len(), body.len());
         assert!(echoed == body, "the echoed body differs");
         // The call ends just after its last byte leaves; let it be parked.

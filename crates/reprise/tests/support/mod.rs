@@ -93,6 +93,27 @@ impl Server {
         self.request("GET", &format!("http://{}{path}", self.addr), headers)
     }
 
+    /// POST `body` to `path`; expects 200 and returns the serving instance
+    /// (with `--expose-instance-id`) and the response body, up to 16 MiB.
+    pub fn post(&self, path: &str, body: &[u8]) -> (Option<u64>, Vec<u8>) {
+        let url = format!("http://{}{path}", self.addr);
+        let mut response = self.agent.post(&url).send(body).unwrap_or_else(|e| {
+            panic!("POST {url} failed: {e}\nserver stderr:\n{}", self.stderr())
+        });
+        assert_eq!(response.status(), 200, "server stderr:\n{}", self.stderr());
+        let instance = response
+            .headers()
+            .get("x-reprise-instance")
+            .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(16 << 20)
+            .read_to_vec()
+            .unwrap();
+        (instance, bytes)
+    }
+
     /// GET `path` on the admin endpoint.
     pub fn admin_get(&self, path: &str) -> Response {
         let admin = self
