@@ -356,9 +356,9 @@ struct Parts {
 }
 
 impl Parts {
-    /// The call outlived its deadline; dropping it dropped the store.
+    /// The call outlived its deadline; dropping it dropped the store. The
+    /// expiration error classifies as a timeout.
     fn overdue(self) {
-        self.worker.retire(Retirement::Timeout);
         self.worker.ended(Err(wasmtime::Error::from(
             wasmtime_wasi_http::handler::ExpirationError,
         )));
