@@ -117,7 +117,8 @@ fn find_function(
     };
     let found = match name.rsplit_once(INTERFACE_SEPARATOR) {
         Some((interface, function)) => {
-            let (_, instance) = component.get_export(None, interface).ok_or_else(unknown)?;
+            let interface = exported_interface(component, engine, interface);
+            let (_, instance) = component.get_export(None, &interface).ok_or_else(unknown)?;
             component.get_export(Some(&instance), function)
         }
         None => component.get_export(None, name),
@@ -139,6 +140,32 @@ fn find_function(
                 .join(", "),
         }),
         _ => Err(unknown()),
+    }
+}
+
+/// The full name of the exported interface `written` names. Besides the
+/// full name (`my:pkg/iface@1.0.0`), a user may write it without its version
+/// (`my:pkg/iface`) or without its package either (`iface`), as long as one
+/// exported interface fits (a top-level function of that name does not
+/// count); otherwise `written` is kept, to be reported as unknown.
+fn exported_interface(component: &Component, engine: &Engine, written: &str) -> String {
+    if let Some((ComponentItem::ComponentInstance(_), _)) = component.get_export(None, written) {
+        return written.to_string();
+    }
+    let ty = component.component_type();
+    let mut fitting = ty.exports(engine).filter_map(|(name, item)| {
+        let ComponentItem::ComponentInstance(_) = item.ty else {
+            return None;
+        };
+        let unversioned = name.split_once('@').map_or(name, |(base, _)| base);
+        let bare = unversioned
+            .rsplit_once('/')
+            .map_or(unversioned, |(_, bare)| bare);
+        (written == unversioned || written == bare).then_some(name)
+    });
+    match (fitting.next(), fitting.next()) {
+        (Some(only), None) => only.to_string(),
+        _ => written.to_string(),
     }
 }
 

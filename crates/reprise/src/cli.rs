@@ -162,7 +162,8 @@ pub struct CallArgs {
     pub component: PathBuf,
 
     /// The call, in WAVE: `name(arg, ...)`, e.g. `add(1, 2)` or
-    /// `my:pkg/iface#f({x: 1}, "text")`.
+    /// `my:pkg/iface#f({x: 1}, "text")` (or `iface#f(..)` when one exported
+    /// interface has that name).
     pub call: String,
 
     /// Call this many times, each on the current or a new instance as the

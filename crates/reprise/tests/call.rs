@@ -96,6 +96,14 @@ fn interface_functions_are_called_by_their_full_name() {
 }
 
 #[test]
+fn an_interface_may_be_named_without_its_package() {
+    let args = ["--policy", "reuse", "--repeat", "2"];
+    assert_eq!(call_ok(CALL_COUNTER, "counter#next()", &args), ["1", "2"]);
+    let error = call_err(CALL_COUNTER, "other#next()");
+    assert!(error.starts_with("no export named `other#next`"), "{error}");
+}
+
+#[test]
 fn records_lists_options_and_results_round_trip() {
     let cases = [
         ("describe({x: 1, y: -2})", "\"(1, -2)\""),
