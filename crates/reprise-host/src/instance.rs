@@ -5,11 +5,13 @@
 //! instance keeps its WASI context, resource table and memory limits across
 //! calls, exactly as the guest keeps its linear memory.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use wasmtime::component::ResourceTable;
+use wasmtime::error::Context as _;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Instances are numbered from 1 in creation order; the number is what
@@ -79,34 +81,68 @@ impl ResourceLimiter for MemoryTracker {
     }
 }
 
+/// What WASI shows every instance of a component, as a shell shows a
+/// process: its command line, environment variables and preopened
+/// directories. Set once per component from the command line; every
+/// instance, fresh or reused, sees the same.
+#[derive(Clone, Debug, Default)]
+pub struct GuestEnvironment {
+    /// argv, program name first; empty for components that are not
+    /// commands.
+    pub args: Vec<String>,
+    pub vars: Vec<(String, String)>,
+    pub dirs: Vec<Preopen>,
+    /// Whether instances read the host's stdin (for `reprise run`; shared,
+    /// so a later instance reads on where an earlier one stopped).
+    pub stdin: bool,
+}
+
+/// A host directory the guest sees, read-write, under its own path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Preopen {
+    pub host: PathBuf,
+    pub guest: String,
+}
+
 impl InstanceState {
-    /// State for instance `id`, its memory capped at `max_memory` bytes, its
-    /// WASI command line `args` (argv, program name first; empty for
-    /// components that are not commands).
+    /// State for instance `id`, its memory capped at `max_memory` bytes, with
+    /// `guest`'s command line, variables and directories. Fails only when a
+    /// preopened directory can no longer be opened.
     ///
     /// A failed `memory.grow` traps instead of returning -1: most guest
     /// allocators abort on allocation failure anyway, and a trap names the
     /// cause where an abort does not.
-    pub fn new(id: InstanceId, max_memory: Option<u64>, args: &[String]) -> Self {
+    pub fn new(
+        id: InstanceId,
+        max_memory: Option<u64>,
+        guest: &GuestEnvironment,
+    ) -> wasmtime::Result<Self> {
         let mut limits = StoreLimitsBuilder::new().trap_on_grow_failure(true);
         if let Some(max) = max_memory {
             limits = limits.memory_size(usize::try_from(max).unwrap_or(usize::MAX));
         }
-        let wasi = WasiCtxBuilder::new()
-            .inherit_stdout()
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.inherit_stdout()
             .inherit_stderr()
-            .args(args)
-            .build();
-        Self {
+            .args(&guest.args)
+            .envs(&guest.vars);
+        if guest.stdin {
+            wasi.inherit_stdin();
+        }
+        for dir in &guest.dirs {
+            wasi.preopened_dir(&dir.host, &dir.guest, FsPerms::ReadWrite)
+                .with_context(|| format!("cannot open directory {}", dir.host.display()))?;
+        }
+        Ok(Self {
             id,
             table: ResourceTable::new(),
-            wasi,
+            wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             limits: MemoryTracker {
                 limits: limits.build(),
                 bytes: Arc::default(),
             },
-        }
+        })
     }
 }
 

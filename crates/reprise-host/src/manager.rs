@@ -8,7 +8,7 @@
 use crate::component::one_line;
 use crate::engine::{EPOCH_TICK, EngineHandle};
 use crate::init::InitExport;
-use crate::instance::{InstanceId, InstanceState};
+use crate::instance::{GuestEnvironment, InstanceId, InstanceState};
 use crate::linker::linker;
 use crate::metrics::{Metrics, Retirement};
 use crate::policy::Policy;
@@ -39,8 +39,8 @@ pub struct InstanceManager {
     next_id: AtomicU64,
     metrics: Arc<Metrics>,
     readiness: Readiness,
-    /// The WASI command line every instance sees (`reprise run`'s ARGS).
-    guest_args: Vec<String>,
+    /// The command line, variables and directories every instance sees.
+    guest: GuestEnvironment,
     /// Set by [`Self::close`]: instances still alive are being torn down
     /// with the process, not failing.
     closing: AtomicBool,
@@ -88,15 +88,15 @@ impl InstanceManager {
             next_id: AtomicU64::new(1),
             metrics: Arc::default(),
             readiness: Readiness::default(),
-            guest_args: Vec::new(),
+            guest: GuestEnvironment::default(),
             closing: AtomicBool::new(false),
         })
     }
 
-    /// Gives every instance this WASI command line (argv, program name
-    /// first), as a command expects from the shell that starts it.
-    pub fn with_guest_args(mut self, args: Vec<String>) -> Self {
-        self.guest_args = args;
+    /// Gives every instance this command line, variables and directories,
+    /// as a process expects from the shell that starts it.
+    pub fn with_guest(mut self, guest: GuestEnvironment) -> Self {
+        self.guest = guest;
         self
     }
 
@@ -130,19 +130,20 @@ impl InstanceManager {
     }
 
     /// A new store for the next instance, numbered in creation order, with
-    /// its memory cap installed and its instantiation deadline armed.
-    pub fn new_store(&self) -> Store<InstanceState> {
+    /// its memory cap installed and its instantiation deadline armed. A
+    /// failure (a preopened directory gone) counts as a failed
+    /// instantiation.
+    pub fn new_store(&self) -> wasmtime::Result<Store<InstanceState>> {
         let id: InstanceId = self.next_id.fetch_add(1, Relaxed);
-        let mut store = Store::new(
-            &self.engine.engine,
-            InstanceState::new(id, self.limits.max_memory, &self.guest_args),
-        );
+        let state = InstanceState::new(id, self.limits.max_memory, &self.guest)
+            .inspect_err(|e| self.instantiation_failed(id, e))?;
+        let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|state| &mut state.limits);
         if self.limits.timeout.is_some() {
             store.epoch_deadline_trap();
         }
         self.arm_deadline(&mut store);
-        store
+        Ok(store)
     }
 
     /// Restarts the per-call deadline: the next `timeout` of guest execution

@@ -255,7 +255,9 @@ impl<E: Send + 'static> Serial<E> {
 /// component's `reprise:init`, as for every front end) and binds the export
 /// on it.
 async fn instantiate<E>(manager: &InstanceManager, bind: &Bind<E>) -> anyhow::Result<Live<E>> {
-    let mut store = manager.new_store();
+    let mut store = manager
+        .new_store()
+        .map_err(|e| anyhow::Error::from(e).context("cannot instantiate the component"))?;
     let export = manager
         .instantiate(&mut store, |store, instance| bind(store, instance))
         .await

@@ -12,7 +12,8 @@ use std::sync::Arc;
 pub fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
     let source = Source::File(args.component.clone());
     let prepared = prepare(source, &args.instances, &args.instances.reuse_flags())?;
-    let manager = Arc::new(prepared.into_manager(&args.instances)?);
+    let guest = args.instances.guest.environment(Vec::new(), false);
+    let manager = Arc::new(prepared.into_manager(&args.instances, guest)?);
     // Checked before any instance exists: bad input costs no instantiation.
     let invocation = parse_invocation(manager.component(), &manager.engine().engine, &args.call)?;
     let mut stdout = std::io::stdout().lock();

@@ -32,8 +32,10 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         max_memory: Some(args.max_memory),
         timeout: Some(args.timeout),
     };
+    let guest = args.guest.environment(Vec::new(), false);
     let manager = |policy| {
-        InstanceManager::new(engine.clone(), compiled.clone(), limits.clone(), policy).map(Arc::new)
+        InstanceManager::new(engine.clone(), compiled.clone(), limits.clone(), policy)
+            .map(|manager| Arc::new(manager.with_guest(guest.clone())))
     };
     let fresh = manager(Policy::Fresh)?;
     // Unbounded reuse: the check looks for what long-lived instances expose.

@@ -1,6 +1,7 @@
 //! Raw command-line arguments, as clap parses them. Validation into the
 //! host's typed settings happens in each command's module.
 
+use crate::guest::GuestArgs;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroU64};
@@ -136,6 +137,9 @@ pub struct InstanceArgs {
     /// the call (serve: 500) and discards the instance.
     #[arg(long, value_parser = crate::units::size)]
     pub max_memory: Option<u64>,
+
+    #[command(flatten)]
+    pub guest: GuestArgs,
 }
 
 #[derive(Args)]
@@ -205,6 +209,9 @@ pub struct CheckArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub guest: GuestArgs,
 }
 
 #[derive(Subcommand)]

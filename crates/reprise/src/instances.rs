@@ -6,6 +6,7 @@
 use crate::cli::{InstanceArgs, PolicyArg};
 use reprise_host::component::{self, Source};
 use reprise_host::engine::EngineOptions;
+use reprise_host::instance::GuestEnvironment;
 use reprise_host::manager::{InstanceLimits, InstanceManager};
 use reprise_host::policy::{self, Policy, PolicyChoice, Resolution, ReuseFlags};
 use std::borrow::Cow;
@@ -37,8 +38,12 @@ pub fn prepare(
 
 impl Prepared {
     /// Reports the policy, then compiles the component and creates its
-    /// instance manager.
-    pub fn into_manager(self, args: &InstanceArgs) -> anyhow::Result<InstanceManager> {
+    /// instance manager, whose instances see `guest`.
+    pub fn into_manager(
+        self,
+        args: &InstanceArgs,
+        guest: GuestEnvironment,
+    ) -> anyhow::Result<InstanceManager> {
         for note in &self.resolution.notes {
             tracing::warn!("{note}");
         }
@@ -57,7 +62,10 @@ impl Prepared {
             max_memory: args.max_memory,
             timeout: args.timeout,
         };
-        InstanceManager::new(engine, compiled, limits, self.resolution.policy)
+        Ok(
+            InstanceManager::new(engine, compiled, limits, self.resolution.policy)?
+                .with_guest(guest),
+        )
     }
 }
 

@@ -7,6 +7,7 @@
 mod call;
 mod check;
 mod cli;
+mod guest;
 mod hint;
 mod instances;
 mod run;

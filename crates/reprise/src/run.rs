@@ -14,11 +14,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let prepared = prepare(source, &args.instances, &args.instances.reuse_flags())?;
     // argv[0] is the program name, as a shell would pass it.
     let argv = std::iter::once(file.clone()).chain(args.args).collect();
-    let manager = Arc::new(
-        prepared
-            .into_manager(&args.instances)?
-            .with_guest_args(argv),
-    );
+    let guest = args.instances.guest.environment(argv, true);
+    let manager = Arc::new(prepared.into_manager(&args.instances, guest)?);
     let code = runtime()?.block_on(run_repeatedly(
         manager,
         args.repeat,

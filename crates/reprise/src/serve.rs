@@ -39,7 +39,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         eprintln!("chaos seed: {}", chaos.seed);
         prepared.resolution = prepared.resolution.under_chaos(chaos.respect_hint);
     }
-    let manager = Arc::new(prepared.into_manager(&args.instances)?);
+    let guest = args.instances.guest.environment(Vec::new(), false);
+    let manager = Arc::new(prepared.into_manager(&args.instances, guest)?);
     let routing = match (chaos, args.isolate_by) {
         (Some(_), Some(_)) => anyhow::bail!("--chaos and --isolate-by cannot be combined yet"),
         (Some(chaos), None) => Routing::Chaos(Arc::new(Chaos::new(chaos))),

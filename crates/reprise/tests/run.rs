@@ -110,3 +110,82 @@ fn a_component_that_is_not_a_command_is_refused() {
         stderr(&output)
     );
 }
+
+#[test]
+fn environment_variables_are_given_or_passed_on() {
+    let output = support::reprise()
+        .env("REPRISE_TEST_GREETING", "from the host")
+        .args([
+            "run",
+            COMMAND,
+            "--env",
+            "GREETING=hi there",
+            "--repeat",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        "hello from command \ngreeting: hi there\n".repeat(2)
+    );
+    // Nothing leaks from reprise's own environment unless named.
+    let output = run(&["run", COMMAND]);
+    assert_eq!(stdout(&output), "hello from command \n");
+    let output = support::reprise()
+        .env("GREETING", "passed on")
+        .args(["run", COMMAND, "--env", "GREETING"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&output),
+        "hello from command \ngreeting: passed on\n"
+    );
+}
+
+#[test]
+fn a_directory_is_readable_under_its_guest_path() {
+    let dir = support::scratch_path("dir");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("note.txt"), "a note\n").unwrap();
+    let preopen = format!("{}::/data", dir.display());
+    let output = run(&["run", COMMAND, "--dir", &preopen, "cat", "/data/note.txt"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        "hello from command cat /data/note.txt\na note\n"
+    );
+    // Without the flag the guest sees no filesystem at all.
+    let output = run(&["run", COMMAND, "cat", "/data/note.txt"]);
+    assert_eq!(output.status.code(), Some(1));
+    let output = run(&["run", COMMAND, "--dir", "/no/such/dir", "cat", "x"]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("cannot open /no/such/dir"),
+        "{}",
+        stderr(&output)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn stdin_reaches_the_command() {
+    use std::io::Write;
+    let mut child = support::reprise()
+        .args(["run", COMMAND, "stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"piped in\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "hello from command stdin\npiped in\n");
+}

@@ -249,7 +249,7 @@ impl Dispatch {
     /// loads its HTTP handler.
     async fn create(&self) -> wasmtime::Result<ProxyInstance> {
         let inner = &*self.0;
-        let mut store = inner.manager.new_store();
+        let mut store = inner.manager.new_store()?;
         let id = store.data().id;
         let proxy = inner
             .manager

@@ -1,0 +1,110 @@
+//! What a component's instances see of the world besides their calls:
+//! environment variables (`--env`) and host directories (`--dir`), with the
+//! same syntax as `wasmtime run`. Parsed and checked when the flags are read,
+//! so a typo fails before anything is compiled.
+
+use clap::Args;
+use reprise_host::instance::{GuestEnvironment, Preopen};
+use std::path::PathBuf;
+
+/// Separates the host path from the guest path in `--dir HOST::GUEST`.
+const DIR_SEPARATOR: &str = "::";
+
+#[derive(Args, Clone, Default)]
+pub struct GuestArgs {
+    /// An environment variable every instance sees: `NAME=VALUE`, or `NAME`
+    /// to pass on reprise's own value. Repeatable.
+    #[arg(long = "env", value_name = "NAME[=VALUE]", value_parser = env_var)]
+    pub vars: Vec<(String, String)>,
+
+    /// A host directory every instance may read and write, at `GUEST` (the
+    /// same path when omitted). Repeatable.
+    #[arg(long = "dir", value_name = "HOST[::GUEST]", value_parser = preopen)]
+    pub dirs: Vec<Preopen>,
+}
+
+impl GuestArgs {
+    /// The environment of every instance, with `args` as its command line
+    /// and the host's stdin when `stdin` is set.
+    pub fn environment(&self, args: Vec<String>, stdin: bool) -> GuestEnvironment {
+        GuestEnvironment {
+            args,
+            vars: self.vars.clone(),
+            dirs: self.dirs.clone(),
+            stdin,
+        }
+    }
+}
+
+/// `NAME=VALUE`, or `NAME` taken from reprise's environment.
+fn env_var(text: &str) -> Result<(String, String), String> {
+    let (name, value) = match text.split_once('=') {
+        Some((name, value)) => (name, value.to_string()),
+        None => {
+            let value = std::env::var(text).map_err(|_| {
+                format!("`{text}` is not set in reprise's environment (write `{text}=VALUE`)")
+            })?;
+            (text, value)
+        }
+    };
+    if name.is_empty() {
+        return Err(format!(
+            "`{text}` has no variable name (write `NAME=VALUE`)"
+        ));
+    }
+    Ok((name.to_string(), value))
+}
+
+/// `HOST` or `HOST::GUEST`; `HOST` must be a directory.
+fn preopen(text: &str) -> Result<Preopen, String> {
+    let (host, guest) = text.split_once(DIR_SEPARATOR).unwrap_or((text, text));
+    if host.is_empty() || guest.is_empty() {
+        return Err(format!("`{text}` is not `HOST` or `HOST::GUEST`"));
+    }
+    let host = PathBuf::from(host);
+    match std::fs::metadata(&host) {
+        Ok(meta) if meta.is_dir() => Ok(Preopen {
+            host,
+            guest: guest.to_string(),
+        }),
+        Ok(_) => Err(format!("{} is not a directory", host.display())),
+        Err(e) => Err(format!("cannot open {}: {e}", host.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variables_are_set_or_passed_on() {
+        assert_eq!(
+            env_var("MODE=a=b").unwrap(),
+            ("MODE".to_string(), "a=b".to_string())
+        );
+        assert_eq!(env_var("EMPTY=").unwrap(), ("EMPTY".into(), "".into()));
+        let path = std::env::var("PATH").unwrap();
+        assert_eq!(env_var("PATH").unwrap(), ("PATH".to_string(), path));
+        let unset = env_var("REPRISE_SURELY_UNSET_VARIABLE").unwrap_err();
+        assert!(unset.contains("is not set"), "{unset}");
+        assert!(env_var("=x").unwrap_err().contains("no variable name"));
+    }
+
+    #[test]
+    fn directories_must_exist_and_may_be_renamed() {
+        let here = env!("CARGO_MANIFEST_DIR");
+        assert_eq!(
+            preopen(here).unwrap(),
+            Preopen {
+                host: here.into(),
+                guest: here.into()
+            }
+        );
+        let renamed = preopen(&format!("{here}::/data")).unwrap();
+        assert_eq!(renamed.guest, "/data");
+        let file = format!("{here}/Cargo.toml");
+        assert!(preopen(&file).unwrap_err().contains("is not a directory"));
+        assert!(preopen("/no/such/dir").unwrap_err().contains("cannot open"));
+        assert!(preopen(&format!("{here}::")).is_err());
+    }
+}
