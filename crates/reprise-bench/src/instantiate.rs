@@ -38,7 +38,7 @@ pub fn measure(component: &str, allocator: Allocator) -> anyhow::Result<Duration
         for batch in 0..=BATCHES {
             let start = Instant::now();
             for _ in 0..PER_BATCH {
-                let mut store = manager.new_store()?;
+                let mut store = manager.new_store(manager.slot().await)?;
                 manager.instance_pre().instantiate_async(&mut store).await?;
                 drop(store);
             }

@@ -8,6 +8,7 @@
 //! per-slot limits, so the engine falls back to on-demand allocation and
 //! says so rather than refusing to run.
 
+use crate::manager::DEFAULT_MAX_INSTANCES;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -49,6 +50,8 @@ pub struct EngineOptions {
     /// that do not need it run on an engine without it
     /// ([`crate::component::load`] decides).
     pub concurrency: bool,
+    /// Instances alive at once; the pool reserves slots for this many.
+    pub max_instances: usize,
 }
 
 impl Default for EngineOptions {
@@ -59,6 +62,7 @@ impl Default for EngineOptions {
             interruptible: false,
             cache: true,
             concurrency: true,
+            max_instances: DEFAULT_MAX_INSTANCES,
         }
     }
 }
@@ -128,6 +132,7 @@ fn build(options: &EngineOptions, allocator: Allocator) -> anyhow::Result<Engine
     if allocator == Allocator::Pooling {
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config(
             options.max_memory,
+            options.max_instances,
         )));
     }
     Ok(Engine::new(&config)?)
@@ -149,18 +154,20 @@ const KEEP_RESIDENT: usize = 4 << 20;
 
 /// Pool sizing. Components from interpreted-language toolchains contain many
 /// core instances and large function tables, so the per-component limits are
-/// wider than wasmtime's defaults; the totals bound how many instances can be
-/// live at once.
-fn pooling_config(max_memory: Option<u64>) -> PoolingAllocationConfig {
+/// wider than wasmtime's defaults; the totals follow `max_instances`, the
+/// live instances the manager allows, with some headroom: an instance gives
+/// its permit back as its store drops, a moment before its slot is free.
+fn pooling_config(max_memory: Option<u64>, max_instances: usize) -> PoolingAllocationConfig {
+    let slots = u32::try_from(max_instances + max_instances / 8 + 16).unwrap_or(u32::MAX);
     let mut pool = PoolingAllocationConfig::default();
     pool.pagemap_scan(Enabled::Auto)
         .linear_memory_keep_resident(KEEP_RESIDENT)
         .table_keep_resident(KEEP_RESIDENT / 16);
-    pool.total_component_instances(1000)
-        .total_core_instances(5000)
-        .total_memories(1000)
-        .total_tables(2000)
-        .total_stacks(1000)
+    pool.total_component_instances(slots)
+        .total_core_instances(slots.saturating_mul(5))
+        .total_memories(slots)
+        .total_tables(slots.saturating_mul(2))
+        .total_stacks(slots)
         .max_tables_per_module(4)
         .table_elements(100_000)
         .max_component_instance_size(4 << 20)

@@ -191,7 +191,7 @@ mod tests {
             ..InstanceLimits::default()
         };
         let manager = InstanceManager::new(engine, component, limits, Policy::Fresh).unwrap();
-        let mut store = manager.new_store().unwrap();
+        let mut store = manager.new_store(manager.slot().await).unwrap();
         let error = manager
             .instantiate(&mut store, |_, _| Ok(()))
             .await

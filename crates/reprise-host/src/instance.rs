@@ -5,6 +5,7 @@
 //! instance keeps its WASI context, resource table and memory limits across
 //! calls, exactly as the guest keeps its linear memory.
 
+use crate::manager::InstanceSlot;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -25,6 +26,8 @@ pub struct InstanceState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     pub(crate) limits: MemoryTracker,
+    /// Held for the instance's life; see [`InstanceSlot`].
+    _slot: InstanceSlot,
 }
 
 /// The store's resource limiter: enforces the operator's caps and keeps a
@@ -105,8 +108,9 @@ pub struct Preopen {
 }
 
 impl InstanceState {
-    /// State for instance `id`, its memory capped at `max_memory` bytes, with
-    /// `guest`'s command line, variables and directories. Fails only when a
+    /// State for instance `id`, alive in `slot`, its memory capped at
+    /// `max_memory` bytes, with `guest`'s command line, variables and
+    /// directories. Fails only when a
     /// preopened directory can no longer be opened.
     ///
     /// A failed `memory.grow` traps instead of returning -1: most guest
@@ -116,6 +120,7 @@ impl InstanceState {
         id: InstanceId,
         max_memory: Option<u64>,
         guest: &GuestEnvironment,
+        slot: InstanceSlot,
     ) -> wasmtime::Result<Self> {
         let mut limits = StoreLimitsBuilder::new().trap_on_grow_failure(true);
         if let Some(max) = max_memory {
@@ -142,6 +147,7 @@ impl InstanceState {
                 limits: limits.build(),
                 bytes: Arc::default(),
             },
+            _slot: slot,
         })
     }
 }

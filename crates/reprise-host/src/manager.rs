@@ -13,18 +13,52 @@ use crate::linker::linker;
 use crate::metrics::{Metrics, Retirement};
 use crate::policy::Policy;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, Instance, InstancePre};
 use wasmtime::{AsContextMut, Store};
 
-/// Per-instance limits the operator sets.
-#[derive(Clone, Debug, Default)]
+/// Live instances allowed when the operator sets no limit. The pooling
+/// allocator reserves address space for each, so this is also what it
+/// reserves by default.
+pub const DEFAULT_MAX_INSTANCES: usize = 1000;
+
+/// Limits the operator sets.
+#[derive(Clone, Debug)]
 pub struct InstanceLimits {
     /// Hard cap on one instance's linear memory, in bytes; growing past it traps.
     pub max_memory: Option<u64>,
     /// Wall-clock limit on one call (and on instantiation).
     pub timeout: Option<Duration>,
+    /// Instances alive at once (serving, idle or warm); creating one more
+    /// waits until one ends.
+    pub max_instances: usize,
+}
+
+impl Default for InstanceLimits {
+    fn default() -> Self {
+        Self {
+            max_memory: None,
+            timeout: None,
+            max_instances: DEFAULT_MAX_INSTANCES,
+        }
+    }
+}
+
+/// A holder of instances that are alive but not serving (parked between
+/// calls, or pre-warmed). When a call needs room for a new instance and
+/// none is left, such an instance is ended to make room: serving a call now
+/// is worth more than keeping one ready.
+pub trait Reclaim: Send + Sync {
+    /// Ends one instance that is not serving, if there is one; true if it did.
+    fn reclaim_one(&self) -> bool;
+}
+
+/// Room for one live instance, held by the instance's state for as long as
+/// it lives: dropping the store gives it back.
+pub struct InstanceSlot {
+    _permit: OwnedSemaphorePermit,
 }
 
 /// Creates and accounts for the instances of one component.
@@ -44,6 +78,13 @@ pub struct InstanceManager {
     /// Set by [`Self::close`]: instances still alive are being torn down
     /// with the process, not failing.
     closing: AtomicBool,
+    /// One permit per instance that may be alive at once.
+    slots: Arc<Semaphore>,
+    /// Whatever holds instances that are not serving, to reclaim from.
+    reclaimers: Mutex<Vec<Weak<dyn Reclaim>>>,
+    /// Whether running out of slots was logged: once is news, every time
+    /// after that would be a flood.
+    slots_ran_out: AtomicBool,
 }
 
 /// How long past the instantiation deadline initialization may take before
@@ -83,13 +124,16 @@ impl InstanceManager {
             component,
             pre,
             init,
-            limits,
             policy,
             next_id: AtomicU64::new(1),
             metrics: Arc::default(),
             readiness: Readiness::default(),
             guest: GuestEnvironment::default(),
             closing: AtomicBool::new(false),
+            slots: Arc::new(Semaphore::new(limits.max_instances)),
+            reclaimers: Mutex::default(),
+            slots_ran_out: AtomicBool::new(false),
+            limits,
         })
     }
 
@@ -129,13 +173,97 @@ impl InstanceManager {
         &self.metrics
     }
 
-    /// A new store for the next instance, numbered in creation order, with
-    /// its memory cap installed and its instantiation deadline armed. A
-    /// failure (a preopened directory gone) counts as a failed
-    /// instantiation.
-    pub fn new_store(&self) -> wasmtime::Result<Store<InstanceState>> {
+    /// Room for one more instance, if fewer than `max_instances` are alive.
+    pub fn try_slot(&self) -> Option<InstanceSlot> {
+        self.slots
+            .clone()
+            .try_acquire_owned()
+            .ok()
+            .map(|permit| InstanceSlot { _permit: permit })
+    }
+
+    /// Room for one more instance that leaves room for another: what
+    /// pre-warming may take, so that it never competes with calls for the
+    /// last slot.
+    pub fn try_spare_slot(&self) -> Option<InstanceSlot> {
+        (self.slots.available_permits() > 1)
+            .then(|| self.try_slot())
+            .flatten()
+    }
+
+    /// Room for one more instance. When `max_instances` are alive, an
+    /// instance that is not serving is ended to make room; with none, this
+    /// waits for one to end: back-pressure instead of failed calls.
+    pub async fn slot(&self) -> InstanceSlot {
+        loop {
+            if let Some(slot) = self.try_slot() {
+                return slot;
+            }
+            if !self.reclaim_one() {
+                return self.wait_for_slot().await;
+            }
+        }
+    }
+
+    /// Room for one more instance, once an instance ends (see
+    /// [`Self::slot`], which first makes room if it can).
+    pub async fn wait_for_slot(&self) -> InstanceSlot {
+        if let Some(slot) = self.try_slot() {
+            return slot;
+        }
+        self.metrics.instance_waits.fetch_add(1, Relaxed);
+        if !self.slots_ran_out.swap(true, Relaxed) {
+            tracing::warn!(
+                "all {} instance slots are taken (--max-instances): calls now wait for an \
+                 instance to end or become free",
+                self.limits.max_instances
+            );
+        }
+        let permit = self.slots.clone().acquire_owned().await;
+        InstanceSlot {
+            _permit: permit.expect("the slot semaphore is never closed"),
+        }
+    }
+
+    /// Registers a holder of non-serving instances to reclaim from; it is
+    /// forgotten once dropped.
+    pub fn add_reclaimer(&self, reclaimer: Weak<dyn Reclaim>) {
+        let mut reclaimers = self.reclaimers.lock().unwrap();
+        reclaimers.retain(|r| r.strong_count() > 0);
+        reclaimers.push(reclaimer);
+    }
+
+    /// Ends one non-serving instance of any registered holder, making room
+    /// for a new one; false if there was none.
+    pub fn reclaim_one(&self) -> bool {
+        self.reclaim_one_except(None)
+    }
+
+    /// Ends one non-serving instance of a holder other than `own`, which
+    /// would rather reuse its own instances than see them ended.
+    pub fn reclaim_one_elsewhere(&self, own: &dyn Reclaim) -> bool {
+        self.reclaim_one_except(Some(own))
+    }
+
+    fn reclaim_one_except(&self, own: Option<&dyn Reclaim>) -> bool {
+        let holders: Vec<Arc<dyn Reclaim>> = self
+            .reclaimers
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|holder| own.is_none_or(|own| !std::ptr::addr_eq(Arc::as_ptr(holder), own)))
+            .collect();
+        holders.iter().any(|holder| holder.reclaim_one())
+    }
+
+    /// A new store for the next instance, living in `slot`, numbered in
+    /// creation order, with its memory cap installed and its instantiation
+    /// deadline armed. A failure (a preopened directory gone) counts as a
+    /// failed instantiation.
+    pub fn new_store(&self, slot: InstanceSlot) -> wasmtime::Result<Store<InstanceState>> {
         let id: InstanceId = self.next_id.fetch_add(1, Relaxed);
-        let state = InstanceState::new(id, self.limits.max_memory, &self.guest)
+        let state = InstanceState::new(id, self.limits.max_memory, &self.guest, slot)
             .inspect_err(|e| self.instantiation_failed(id, e))?;
         let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|state| &mut state.limits);

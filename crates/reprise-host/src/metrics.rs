@@ -105,6 +105,8 @@ impl Histogram {
 pub struct Metrics {
     pub instances_created: AtomicU64,
     pub instantiation_failures: AtomicU64,
+    /// Calls that waited for an instance slot (`--max-instances`).
+    pub instance_waits: AtomicU64,
     retired: [AtomicU64; Retirement::ALL.len()],
     pub calls: AtomicU64,
     /// Calls served by an instance that had served a call before.
@@ -154,6 +156,12 @@ impl Metrics {
             "reprise_instantiation_failures_total",
             "Instantiations (including init) that failed.",
             &self.instantiation_failures,
+        );
+        counter(
+            &mut out,
+            "reprise_instance_waits_total",
+            "Calls that found every instance slot taken (--max-instances) and waited.",
+            &self.instance_waits,
         );
         let _ = writeln!(
             out,

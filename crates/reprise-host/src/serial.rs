@@ -256,7 +256,7 @@ impl<E: Send + 'static> Serial<E> {
 /// on it.
 async fn instantiate<E>(manager: &InstanceManager, bind: &Bind<E>) -> anyhow::Result<Live<E>> {
     let mut store = manager
-        .new_store()
+        .new_store(manager.slot().await)
         .map_err(|e| anyhow::Error::from(e).context("cannot instantiate the component"))?;
     let export = manager
         .instantiate(&mut store, |store, instance| bind(store, instance))

@@ -31,6 +31,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let limits = InstanceLimits {
         max_memory: Some(args.max_memory),
         timeout: Some(args.timeout),
+        ..InstanceLimits::default()
     };
     let guest = args.guest.environment(Vec::new(), false);
     let manager = |policy| {

@@ -3,8 +3,9 @@
 
 use crate::guest::GuestArgs;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use reprise_host::manager::DEFAULT_MAX_INSTANCES;
 use std::net::SocketAddr;
-use std::num::{NonZeroU32, NonZeroU64};
+use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -137,6 +138,11 @@ pub struct InstanceArgs {
     /// the call (serve: 500) and discards the instance.
     #[arg(long, value_parser = crate::units::size)]
     pub max_memory: Option<u64>,
+
+    /// Instances alive at once (serving, idle or pre-warmed). When all are
+    /// busy, further calls wait for one to end or become free.
+    #[arg(long, default_value_t = NonZeroUsize::new(DEFAULT_MAX_INSTANCES).unwrap())]
+    pub max_instances: NonZeroUsize,
 
     #[command(flatten)]
     pub guest: GuestArgs,

@@ -26,6 +26,13 @@ pub fn prepare(
     args: &InstanceArgs,
     flags: &ReuseFlags,
 ) -> anyhow::Result<Prepared> {
+    if args.prewarm > args.max_instances.get() {
+        anyhow::bail!(
+            "--prewarm {} keeps more instances than --max-instances {} allows",
+            args.prewarm,
+            args.max_instances
+        );
+    }
     let bytes = component::read(&source)?;
     let hint = crate::hint::effective_hint(&bytes, &source);
     let resolution = policy::resolve(policy_choice(args.policy), hint.as_ref(), flags);
@@ -54,6 +61,7 @@ impl Prepared {
         let engine_options = EngineOptions {
             max_memory: args.max_memory,
             interruptible: args.timeout.is_some(),
+            max_instances: args.max_instances.get(),
             ..EngineOptions::default()
         };
         let (engine, compiled) = component::load(&engine_options, &self.bytes, &self.source)?;
@@ -61,6 +69,7 @@ impl Prepared {
         let limits = InstanceLimits {
             max_memory: args.max_memory,
             timeout: args.timeout,
+            max_instances: args.max_instances.get(),
         };
         Ok(
             InstanceManager::new(engine, compiled, limits, self.resolution.policy)?

@@ -35,6 +35,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .map(|p| ChaosConfig::new(Some(p), args.seed, args.chaos_respect_hint))
         .transpose()
         .map_err(anyhow::Error::msg)?;
+    if chaos.is_some() && args.instances.max_instances.get() < 2 {
+        anyhow::bail!("--chaos keeps two instances alive; --max-instances must be at least 2");
+    }
     if let Some(chaos) = &chaos {
         eprintln!("chaos seed: {}", chaos.seed);
         prepared.resolution = prepared.resolution.under_chaos(chaos.respect_hint);

@@ -34,7 +34,7 @@ fn init_export_is_found_in_components_built_with_the_guest_crate() {
 async fn readiness_turns_on_when_an_instance_has_run_init() {
     let manager = manager(SLOW_INIT);
     assert!(!manager.is_ready());
-    let mut store = manager.new_store().unwrap();
+    let mut store = manager.new_store(manager.slot().await).unwrap();
     manager
         .instantiate(&mut store, |_, _| Ok(()))
         .await
@@ -46,7 +46,7 @@ async fn readiness_turns_on_when_an_instance_has_run_init() {
 #[tokio::test]
 async fn a_failing_init_fails_instantiation_with_the_guest_message() {
     let manager = manager(INIT_FAILS);
-    let mut store = manager.new_store().unwrap();
+    let mut store = manager.new_store(manager.slot().await).unwrap();
     let error = manager
         .instantiate(&mut store, |_, _| Ok(()))
         .await

@@ -366,3 +366,64 @@ fn p3_concurrency_per_instance_never_exceeds_max_concurrency() {
         );
     }
 }
+
+#[test]
+fn past_max_instances_a_request_waits_for_room_instead_of_failing() {
+    use std::io::{Read, Write};
+    let server = Server::start(&[
+        ECHO,
+        "--policy",
+        "fresh",
+        "--max-instances",
+        "1",
+        "--admin-addr",
+        "127.0.0.1:0",
+    ]);
+    // The only instance allowed is busy reading a body that has not all
+    // arrived yet.
+    let mut slow = std::net::TcpStream::connect(&server.addr).unwrap();
+    slow.write_all(
+        b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\nconnection: close\r\n\r\nhello",
+    )
+    .unwrap();
+    while metric(&server.admin_get("/metrics").body, "reprise_calls_total") == 0 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let addr = server.addr.clone();
+    let waiting = std::thread::spawn(move || {
+        let mut response = ureq::get(&format!("http://{addr}/")).call().unwrap();
+        (
+            response.status().as_u16(),
+            response.body_mut().read_to_string().unwrap(),
+        )
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    if waiting.is_finished() {
+        panic!(
+            "answered while the only instance was busy: {:?}",
+            waiting.join()
+        );
+    }
+    slow.write_all(b"world").unwrap();
+    let mut answer = String::new();
+    slow.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("helloworld"), "{answer}");
+    assert_eq!(waiting.join().unwrap(), (200, String::new()));
+    let metrics = server.admin_get("/metrics").body;
+    assert!(
+        metric(&metrics, "reprise_instance_waits_total") >= 1,
+        "{metrics}"
+    );
+    assert_eq!(metric(&metrics, "reprise_instantiation_failures_total"), 0);
+    assert_eq!(metric(&metrics, "reprise_call_errors_total"), 0);
+    assert!(server.wait_for_log("all 1 instance slots are taken (--max-instances)"));
+}
+
+#[test]
+fn max_instances_bounds_prewarm() {
+    assert_one_line_error(
+        &["serve", HELLO, "--prewarm", "3", "--max-instances", "2"],
+        "--prewarm 3 keeps more instances than --max-instances 2 allows",
+    );
+}

@@ -28,7 +28,7 @@ use tokio::sync::oneshot;
 use wasmtime::{AsContextMut, Store};
 use wasmtime_wasi_http::WasiHttpCtxView;
 use wasmtime_wasi_http::handler::{
-    HandlerState, Instance, Proxy, Request, Response, ShouldAccept, WorkerState, WorkerStatus,
+    Instance, Proxy, Request, Response, ShouldAccept, WorkerState, WorkerStatus,
 };
 use wasmtime_wasi_http::p2::bindings::Proxy as P2Proxy;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
@@ -39,6 +39,13 @@ use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 pub(super) struct IdleSet {
     parked: Vec<Parked>,
     reaping: bool,
+}
+
+impl IdleSet {
+    /// The least recently used instance, to end for room elsewhere.
+    pub(super) fn take_oldest(&mut self) -> Option<ProxyInstance> {
+        (!self.parked.is_empty()).then(|| self.parked.remove(0).instance)
+    }
 }
 
 /// Instances still parked when their set goes (the server stops) end with
@@ -83,7 +90,7 @@ impl Dispatch {
     ) -> wasmtime::Result<Response> {
         let instance = match self.take_idle() {
             Some(instance) => instance,
-            None => self.instantiate().await?,
+            None => self.warm_or_new().await?,
         };
         let Instance {
             mut store,
@@ -171,6 +178,44 @@ impl Dispatch {
         }
     }
 
+    /// A warm instance, or a new one. When the most instances allowed are
+    /// alive, whichever comes first: room for a new one, or an instance
+    /// parked by a call that ended (under steady load, instances are parked
+    /// and taken again long before any ends).
+    async fn warm_or_new(&self) -> wasmtime::Result<ProxyInstance> {
+        if let Some(instance) = self.take_warm() {
+            return Ok(instance);
+        }
+        let manager = &self.0.manager;
+        loop {
+            if let Some(slot) = manager.try_slot() {
+                return self.create(slot).await;
+            }
+            // This set's own idle instance is better than room for a new one
+            // made by ending another set's.
+            if let Some(instance) = self.take_idle() {
+                return Ok(instance);
+            }
+            if !manager.reclaim_one_elsewhere(&*self.0) {
+                break;
+            }
+        }
+        let mut room = pin!(manager.wait_for_slot());
+        let slot = loop {
+            let mut parked = pin!(self.0.parked.notified());
+            // Registered before looking, so a park in between still wakes.
+            parked.as_mut().enable();
+            if let Some(instance) = self.take_idle() {
+                return Ok(instance);
+            }
+            tokio::select! {
+                slot = &mut room => break slot,
+                () = parked => {}
+            }
+        };
+        self.create(slot).await
+    }
+
     /// An instance whose call ended: parked for the next call if the policy
     /// lets it take one, otherwise ended. Returns the call's error.
     fn after_call(&self, (store, proxy, result): Finished, parts: Parts) -> wasmtime::Result<()> {
@@ -231,6 +276,7 @@ impl Dispatch {
             });
             !std::mem::replace(&mut idle.reaping, true)
         };
+        self.0.parked.notify_one();
         if start_reaper {
             tokio::spawn(reap(Arc::downgrade(&self.0)));
         }

@@ -23,7 +23,7 @@
 use super::direct::IdleSet;
 use super::warm::Warmer;
 use crate::instance::{InstanceId, InstanceState};
-use crate::manager::InstanceManager;
+use crate::manager::{InstanceManager, InstanceSlot, Reclaim};
 use crate::metrics::Retirement;
 use crate::policy::{Admit, DEFAULT_IDLE_TIMEOUT, InstanceStats, Policy};
 use std::collections::VecDeque;
@@ -47,13 +47,16 @@ use wasmtime_wasi_http::handler::{
 pub struct Dispatch(pub(super) Arc<DispatchInner>);
 
 pub(super) struct DispatchInner {
-    manager: Arc<InstanceManager>,
+    pub(super) manager: Arc<InstanceManager>,
     exports: HandlerIndices,
     /// Whether the export is p3 (`wasi:http/handler`), which can run calls
     /// concurrently on one instance.
     concurrent: bool,
     /// p2 instances between calls (see `direct.rs`).
     pub(super) idle: Mutex<IdleSet>,
+    /// Signalled when an instance is parked in `idle`, for calls waiting
+    /// for room to create one.
+    pub(super) parked: Notify,
     /// Instantiated, initialized, never-used instances. `instantiate` takes
     /// from here first, so start functions run before traffic arrives.
     warm: Mutex<VecDeque<ProxyInstance>>,
@@ -71,6 +74,26 @@ pub(super) struct DispatchInner {
 }
 
 pub(super) type ProxyInstance = Instance<InstanceState, Expiration, Worker>;
+
+/// A set gives up an idle instance first (the least recently used), then a
+/// warm one. Instances inside `ProxyHandler`'s workers are out of reach;
+/// they end at their idle timeout.
+impl Reclaim for DispatchInner {
+    fn reclaim_one(&self) -> bool {
+        let taken = self.idle.lock().unwrap().take_oldest();
+        let instance = taken.or_else(|| {
+            let instance = self.warm.lock().unwrap().pop_back()?;
+            self.manager.metrics().warm_instances.fetch_sub(1, Relaxed);
+            Some(instance)
+        });
+        let Some(instance) = instance else {
+            return false;
+        };
+        instance.state.retire(Retirement::Idle);
+        discard(instance);
+        true
+    }
+}
 
 /// Which end of the warm set: the oldest instance serves next (it has
 /// waited longest), the newest is the one to let go.
@@ -94,7 +117,7 @@ impl Dispatch {
         policy: Policy,
     ) -> Self {
         let concurrent = matches!(pre, ProxyPre::P3(_));
-        Self(Arc::new_cyclic(|this: &Weak<DispatchInner>| {
+        let set = Self(Arc::new_cyclic(|this: &Weak<DispatchInner>| {
             let this = this.clone();
             let warmer = (prewarm > 0).then(|| {
                 Warmer::start(move |runtime| match this.upgrade() {
@@ -121,13 +144,17 @@ impl Dispatch {
                 exports: HandlerIndices::new(&pre),
                 concurrent,
                 idle: Mutex::default(),
+                parked: Notify::new(),
                 warm: Mutex::default(),
                 prewarm,
                 policy,
                 live: Mutex::default(),
                 warmer,
             }
-        }))
+        }));
+        let reclaimer: Weak<dyn Reclaim> = Arc::downgrade(&set.0) as Weak<DispatchInner>;
+        set.0.manager.add_reclaimer(reclaimer);
+        set
     }
 
     /// Retires one instance of this set that has served a call and still
@@ -161,7 +188,7 @@ impl Dispatch {
     /// fills the warm set up to its target. Returns
     /// the instantiation error, if any; it is also recorded on the manager.
     pub async fn warm_up(&self) -> wasmtime::Result<()> {
-        let instance = self.create().await?;
+        let instance = self.create(self.0.manager.slot().await).await?;
         self.park(instance);
         self.clone().refill().await;
         if self.0.warm.lock().unwrap().len() > self.0.prewarm {
@@ -211,7 +238,12 @@ impl Dispatch {
     /// initialization in a loop would only hide it behind log noise.
     async fn refill(self) {
         while self.0.warm.lock().unwrap().len() < self.0.prewarm {
-            match self.create().await {
+            let Some(slot) = self.0.manager.try_spare_slot() else {
+                // Calls need the room; the next one to take a warm
+                // instance asks again.
+                return;
+            };
+            match self.create(slot).await {
                 Ok(instance) => self.park(instance),
                 Err(_) => break,
             }
@@ -230,12 +262,14 @@ impl Dispatch {
     /// A parked instance that may still take calls. One the policy would
     /// refuse (it outlived `--max-age` while parked) is discarded here: a
     /// worker that refuses its very first request would strand it.
-    fn take_warm(&self) -> Option<ProxyInstance> {
+    pub(super) fn take_warm(&self) -> Option<ProxyInstance> {
         loop {
-            let instance = self.unpark(End::Oldest)?;
+            let instance = self.unpark(End::Oldest);
+            // Also when none was left: a refill that found no room gave up.
             if let Some(warmer) = &self.0.warmer {
                 warmer.wake();
             }
+            let instance = instance?;
             if let ShouldAccept::Never = instance.state.should_accept_request(0, 0) {
                 discard(instance);
                 continue;
@@ -246,10 +280,10 @@ impl Dispatch {
 
     /// Creates and initializes a new instance through the manager (start
     /// functions, then the component's `reprise:init` export if any), and
-    /// loads its HTTP handler.
-    async fn create(&self) -> wasmtime::Result<ProxyInstance> {
+    /// loads its HTTP handler, in `slot`.
+    pub(super) async fn create(&self, slot: InstanceSlot) -> wasmtime::Result<ProxyInstance> {
         let inner = &*self.0;
-        let mut store = inner.manager.new_store()?;
+        let mut store = inner.manager.new_store(slot)?;
         let id = store.data().id;
         let proxy = inner
             .manager
@@ -449,7 +483,7 @@ impl HandlerState for Dispatch {
     async fn instantiate(&self) -> wasmtime::Result<ProxyInstance> {
         match self.take_warm() {
             Some(instance) => Ok(instance),
-            None => self.create().await,
+            None => self.create(self.0.manager.slot().await).await,
         }
     }
 }
