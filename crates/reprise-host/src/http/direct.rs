@@ -21,6 +21,7 @@ use crate::instance::InstanceState;
 use crate::metrics::Retirement;
 use std::future::Future;
 use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Weak};
 use std::task::Poll;
 use std::time::Instant;
@@ -201,6 +202,7 @@ impl Dispatch {
             }
         }
         let mut room = pin!(manager.wait_for_slot());
+        let _waiting = Waiting::count(&self.0.waiting);
         let slot = loop {
             let mut parked = pin!(self.0.parked.notified());
             // Registered before looking, so a park in between still wakes.
@@ -276,10 +278,32 @@ impl Dispatch {
             });
             !std::mem::replace(&mut idle.reaping, true)
         };
-        self.0.parked.notify_one();
+        // Only calls waiting for room listen; the common case pays a load.
+        if self.0.waiting.load(SeqCst) > 0 {
+            self.0.parked.notify_one();
+        }
         if start_reaper {
             tokio::spawn(reap(Arc::downgrade(&self.0)));
         }
+    }
+}
+
+/// Counts a call among those waiting for room while it lives. The count is
+/// raised before the call looks for an idle instance and read after one is
+/// parked (both sequentially consistent, the lookup and the park under the
+/// set's lock), so a park either is seen by the lookup or sees the waiter.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn count(waiting: &'a AtomicUsize) -> Self {
+        waiting.fetch_add(1, SeqCst);
+        Self(waiting)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
     }
 }
 

@@ -29,7 +29,7 @@ use crate::policy::{Admit, DEFAULT_IDLE_TIMEOUT, InstanceStats, Policy};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -54,9 +54,10 @@ pub(super) struct DispatchInner {
     concurrent: bool,
     /// p2 instances between calls (see `direct.rs`).
     pub(super) idle: Mutex<IdleSet>,
-    /// Signalled when an instance is parked in `idle`, for calls waiting
-    /// for room to create one.
+    /// Signalled when an instance is parked in `idle`, for the calls (their
+    /// number in `waiting`) waiting for room to create one.
     pub(super) parked: Notify,
+    pub(super) waiting: AtomicUsize,
     /// Instantiated, initialized, never-used instances. `instantiate` takes
     /// from here first, so start functions run before traffic arrives.
     warm: Mutex<VecDeque<ProxyInstance>>,
@@ -145,6 +146,7 @@ impl Dispatch {
                 concurrent,
                 idle: Mutex::default(),
                 parked: Notify::new(),
+                waiting: AtomicUsize::new(0),
                 warm: Mutex::default(),
                 prewarm,
                 policy,
