@@ -110,8 +110,8 @@ pub struct Preopen {
 impl InstanceState {
     /// State for instance `id`, alive in `slot`, its memory capped at
     /// `max_memory` bytes, with `guest`'s command line, variables and
-    /// directories. Fails only when a
-    /// preopened directory can no longer be opened.
+    /// directories. Fails only when a preopened directory can no longer be
+    /// opened.
     ///
     /// A failed `memory.grow` traps instead of returning -1: most guest
     /// allocators abort on allocation failure anyway, and a trap names the
