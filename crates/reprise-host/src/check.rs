@@ -153,14 +153,22 @@ pub async fn run_all(
     script: &[ScriptedRequest],
 ) -> anyhow::Result<Vec<Run>> {
     let mut runs = Vec::new();
-    let front = HttpFrontEnd::new(fresh.clone(), Routing::Shared, false, 0)?;
+    let front = HttpFrontEnd::new(fresh.clone(), Routing::default(), false, 0)?;
     runs.push(run_script("fresh".into(), &front, script).await);
-    let front = HttpFrontEnd::new(reused.clone(), Routing::Shared, false, 0)?;
+    let front = HttpFrontEnd::new(reused.clone(), Routing::default(), false, 0)?;
     runs.push(run_script("reuse".into(), &front, script).await);
     for &seed in seeds {
         let chaos =
             Chaos::new(ChaosConfig::new(None, Some(seed), false).map_err(anyhow::Error::msg)?);
-        let front = HttpFrontEnd::new(reused.clone(), Routing::Chaos(Arc::new(chaos)), false, 0)?;
+        let front = HttpFrontEnd::new(
+            reused.clone(),
+            Routing {
+                chaos: Some(Arc::new(chaos)),
+                ..Routing::default()
+            },
+            false,
+            0,
+        )?;
         runs.push(run_script(format!("chaos seed {seed}"), &front, script).await);
     }
     fresh.close();

@@ -44,11 +44,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let guest = args.instances.guest.environment(Vec::new(), false);
     let manager = Arc::new(prepared.into_manager(&args.instances, guest)?);
-    let routing = match (chaos, args.isolate_by) {
-        (Some(_), Some(_)) => anyhow::bail!("--chaos and --isolate-by cannot be combined yet"),
-        (Some(chaos), None) => Routing::Chaos(Arc::new(Chaos::new(chaos))),
-        (None, Some(key)) => Routing::Isolated(key),
-        (None, None) => Routing::Shared,
+    let routing = Routing {
+        isolate_by: args.isolate_by,
+        chaos: chaos.map(|chaos| Arc::new(Chaos::new(chaos))),
     };
     let front = Arc::new(HttpFrontEnd::new(
         manager.clone(),

@@ -123,3 +123,40 @@ fn requests_without_an_isolation_key_get_fresh_instances() {
         .collect();
     assert_eq!(keyed, ["1\n", "2\n", "3\n"]);
 }
+
+#[test]
+fn chaos_within_isolation_keys_never_crosses_tenants() {
+    let server = Server::start(&[
+        CANARY,
+        "--chaos=0.5",
+        "--seed",
+        "7",
+        "--isolate-by",
+        "header:x-tenant",
+        "--expose-instance-id",
+    ]);
+    let mut owner: HashMap<u64, String> = HashMap::new();
+    let mut seen_tenants = HashSet::new();
+    let (mut reinstantiated, mut reused) = (0, 0);
+    for i in 0..60 {
+        let tenant = format!("tenant-{}", i % 3);
+        let response = server.get_with("/", &[("x-tenant", &tenant)]);
+        assert_eq!(response.status, 200);
+        let clean = response.body == "clean\n";
+        if seen_tenants.insert(tenant.clone()) {
+            assert!(clean, "{i}: a tenant's first request saw {}", response.body);
+        } else if clean {
+            reinstantiated += 1;
+        } else {
+            reused += 1;
+        }
+        let instance = response.instance.unwrap();
+        let previous = owner.entry(instance).or_insert_with(|| tenant.clone());
+        assert_eq!(*previous, tenant, "instance {instance} served two tenants");
+    }
+    // Chaos still does its work inside each tenant's instances.
+    assert!(
+        reinstantiated > 0 && reused > 0,
+        "{reinstantiated} {reused}"
+    );
+}

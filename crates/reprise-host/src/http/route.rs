@@ -7,7 +7,8 @@
 //! - isolation keys: one set per key value, so an instance never serves two
 //!   tenants; requests without a key get a fresh instance each;
 //! - chaos: [`chaos::INSTANCES`] sets, one picked at random per request, whose
-//!   instances are retired at random before a call.
+//!   instances are retired at random before a call (per isolation key when
+//!   both are on).
 
 use super::dispatch::{CallTicket, Dispatch};
 use crate::chaos::{self, Chaos};
@@ -46,16 +47,14 @@ impl FromStr for IsolateBy {
     }
 }
 
-/// How requests are spread over instance sets.
+/// How requests are spread over instance sets. The two combine: with both,
+/// each isolation key gets chaos's slots of its own.
 #[derive(Clone, Debug, Default)]
-pub enum Routing {
-    /// One set of instances for every request.
-    #[default]
-    Shared,
-    /// One set per isolation key.
-    Isolated(IsolateBy),
-    /// The testing mode.
-    Chaos(Arc<Chaos>),
+pub struct Routing {
+    /// One group of sets per value of this key (`--isolate-by`).
+    pub isolate_by: Option<IsolateBy>,
+    /// The testing mode: a group is chaos's slots, one picked per request.
+    pub chaos: Option<Arc<Chaos>>,
 }
 
 /// One set of instances with one policy, and the driver its export needs.
@@ -123,6 +122,61 @@ impl Sets {
             InstanceSet::Direct(dispatch)
         }
     }
+
+    /// One set, or under chaos its slots, each keeping `prewarm` warm.
+    fn new_group(&self, prewarm: usize, chaos: Option<&Arc<Chaos>>) -> Group {
+        let policy = self.manager.policy().clone();
+        match chaos {
+            None => Group::One(self.new_set(prewarm, policy)),
+            Some(chaos) => Group::Chaos {
+                slots: (0..chaos::INSTANCES)
+                    .map(|_| self.new_set(prewarm, policy.clone()))
+                    .collect(),
+                chaos: chaos.clone(),
+            },
+        }
+    }
+}
+
+/// The sets that one isolation key's requests (or, without isolation, all
+/// requests) may land on.
+pub(crate) enum Group {
+    One(InstanceSet),
+    /// Chaos's slots, one picked at random per request.
+    Chaos {
+        chaos: Arc<Chaos>,
+        slots: Vec<InstanceSet>,
+    },
+}
+
+impl Group {
+    /// The set for the next request, carrying out chaos's re-instantiation.
+    fn pick(&self) -> (&InstanceSet, Option<chaos::Decision>) {
+        match self {
+            Group::One(set) => (set, None),
+            Group::Chaos { chaos, slots } => {
+                let decision = chaos.next();
+                let set = &slots[decision.slot];
+                if decision.reinstantiate {
+                    set.dispatch()
+                        .retire_one_used(decision.victim, Retirement::Chaos);
+                }
+                (set, Some(decision))
+            }
+        }
+    }
+
+    fn sets(&self) -> &[InstanceSet] {
+        match self {
+            Group::One(set) => std::slice::from_ref(set),
+            Group::Chaos { slots, .. } => slots,
+        }
+    }
+
+    /// Whether no instance of the group is alive.
+    fn is_unused(&self) -> bool {
+        self.sets().iter().all(|set| set.dispatch().is_unused())
+    }
 }
 
 /// One value per key, for keys that arrive from clients: values found
@@ -167,16 +221,15 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> Keyed<K, V> {
 
 /// The sets of instances of one HTTP component, and the routing between them.
 pub(crate) enum Router {
-    Shared(InstanceSet),
+    Shared(Group),
     Isolated {
         header: HeaderName,
-        keyed: Mutex<Keyed<HeaderValue, InstanceSet>>,
+        keyed: Mutex<Keyed<HeaderValue, Arc<Group>>>,
+        /// Requests without a key: a fresh instance each (under chaos too),
+        /// as there is nobody to share an instance with.
         unkeyed: InstanceSet,
+        chaos: Option<Arc<Chaos>>,
         sets: Sets,
-    },
-    Chaos {
-        chaos: Arc<Chaos>,
-        slots: Vec<InstanceSet>,
     },
 }
 
@@ -187,22 +240,23 @@ impl Router {
         routing: Routing,
         prewarm: usize,
     ) -> Self {
-        let policy = manager.policy().clone();
         let sets = Sets { manager, pre };
-        match routing {
-            Routing::Shared => Router::Shared(sets.new_set(prewarm, policy)),
-            Routing::Isolated(IsolateBy::Header(header)) => Router::Isolated {
+        match routing.isolate_by {
+            // Chaos keeps every slot's instance ready, so that two are alive.
+            None => {
+                let prewarm = if routing.chaos.is_some() {
+                    prewarm.max(1)
+                } else {
+                    prewarm
+                };
+                Router::Shared(sets.new_group(prewarm, routing.chaos.as_ref()))
+            }
+            Some(IsolateBy::Header(header)) => Router::Isolated {
                 header,
                 keyed: Mutex::default(),
-                // Without a key there is nobody to share an instance with.
                 unkeyed: sets.new_set(prewarm, Policy::Fresh),
+                chaos: routing.chaos,
                 sets,
-            },
-            Routing::Chaos(chaos) => Router::Chaos {
-                slots: (0..chaos::INSTANCES)
-                    .map(|_| sets.new_set(prewarm.max(1), policy.clone()))
-                    .collect(),
-                chaos,
             },
         }
     }
@@ -210,51 +264,49 @@ impl Router {
     /// Every set that should be warmed before traffic arrives.
     pub fn warm_sets(&self) -> Vec<&InstanceSet> {
         match self {
-            Router::Shared(handler) => vec![handler],
+            Router::Shared(group) => group.sets().iter().collect(),
             Router::Isolated { unkeyed, .. } => vec![unkeyed],
-            Router::Chaos { slots, .. } => slots.iter().collect(),
         }
     }
 
     /// Picks the set for `request`, carrying out chaos's re-instantiation.
     pub fn route<B>(&self, request: &http::Request<B>) -> Route<'_> {
         match self {
-            Router::Shared(handler) => Route {
-                handler: Cow::Borrowed(handler),
-                decision: None,
-            },
+            Router::Shared(group) => {
+                let (set, decision) = group.pick();
+                Route {
+                    handler: Cow::Borrowed(set),
+                    decision,
+                }
+            }
             Router::Isolated {
                 header,
                 keyed,
                 unkeyed,
+                chaos,
                 sets,
-            } => {
-                let handler = Cow::Owned(match request.headers().get(header) {
-                    Some(key) => keyed.lock().unwrap().get_or_insert(
+            } => match request.headers().get(header) {
+                Some(key) => {
+                    // Keyed groups come and go with their keys: nothing is
+                    // kept warm for them.
+                    let group = keyed.lock().unwrap().get_or_insert(
                         key,
-                        |set| set.dispatch().is_unused(),
-                        || sets.new_set(0, sets.manager.policy().clone()),
-                    ),
-                    None => unkeyed.clone(),
-                });
-                Route {
-                    handler,
-                    decision: None,
+                        |group| group.is_unused(),
+                        || Arc::new(sets.new_group(0, chaos.as_ref())),
+                    );
+                    let (set, decision) = group.pick();
+                    Route {
+                        handler: Cow::Owned(set.clone()),
+                        decision,
+                    }
                 }
-            }
-            Router::Chaos { chaos, slots } => {
-                let decision = chaos.next();
-                let handler = &slots[decision.slot];
-                if decision.reinstantiate {
-                    handler
-                        .dispatch()
-                        .retire_one_used(decision.victim, Retirement::Chaos);
-                }
-                Route {
-                    handler: Cow::Borrowed(handler),
-                    decision: Some(decision),
-                }
-            }
+                // Fresh instances have no state to disturb, but chaos still
+                // perturbs their I/O.
+                None => Route {
+                    handler: Cow::Borrowed(unkeyed),
+                    decision: chaos.as_ref().map(|chaos| chaos.next()),
+                },
+            },
         }
     }
 }
