@@ -7,6 +7,8 @@
 use crate::engine::{Allocator, EngineHandle, EngineOptions};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::Duration;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -105,9 +107,34 @@ pub fn compile(engine: &Engine, bytes: &[u8], source: &Source) -> Result<Compone
     if classify(bytes, &name)? == BinaryKind::CoreModule {
         return Err(LoadError::CoreModule(name));
     }
-    Component::new(engine, bytes).map_err(|e| LoadError::Invalid {
+    let compiled = with_slow_notice(&name, bytes.len(), || Component::new(engine, bytes));
+    compiled.map_err(|e| LoadError::Invalid {
         source_name: name,
         message: one_line(&anyhow::Error::from(e)),
+    })
+}
+
+/// How long compiling may take before the user is told what is going on.
+const SLOW_COMPILE: Duration = Duration::from_secs(1);
+
+/// Runs `compile`, saying so if it takes longer than [`SLOW_COMPILE`]:
+/// components from interpreted-language toolchains take seconds to compile
+/// the first time, which would otherwise look like a hang.
+fn with_slow_notice<T>(name: &str, size: usize, compile: impl FnOnce() -> T) -> T {
+    std::thread::scope(|scope| {
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        scope.spawn(move || {
+            if let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(SLOW_COMPILE) {
+                tracing::info!(
+                    "compiling {name} ({:.1} MB); large components take a few seconds the first \
+                     time, later runs load them from the compilation cache",
+                    size as f64 / 1e6
+                );
+            }
+        });
+        let compiled = compile();
+        drop(done);
+        compiled
     })
 }
 
