@@ -75,6 +75,25 @@ fn chaos_rejects_an_impossible_probability() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("between 0 and 1"));
 }
 
+/// Sends 60 requests to a canary server, round-robin over 3 tenants, and
+/// asserts that no instance serves two tenants. Returns, per request, whether
+/// it was its tenant's first and whether it landed on a clean instance.
+fn canary_requests_by_tenant(server: &Server) -> Vec<(bool, bool)> {
+    let mut owner: HashMap<u64, String> = HashMap::new();
+    let mut seen_tenants = HashSet::new();
+    (0..60)
+        .map(|i| {
+            let tenant = format!("tenant-{}", i % 3);
+            let response = server.get_with("/", &[("x-tenant", &tenant)]);
+            assert_eq!(response.status, 200, "{i}");
+            let instance = response.instance.unwrap();
+            let previous = owner.entry(instance).or_insert_with(|| tenant.clone());
+            assert_eq!(*previous, tenant, "instance {instance} served two tenants");
+            (seen_tenants.insert(tenant), response.body == "clean\n")
+        })
+        .collect()
+}
+
 #[test]
 fn instances_never_serve_two_isolation_keys() {
     let server = Server::start(&[
@@ -85,24 +104,11 @@ fn instances_never_serve_two_isolation_keys() {
         "header:x-tenant",
         "--expose-instance-id",
     ]);
-    let mut owner: HashMap<u64, String> = HashMap::new();
-    let mut seen_tenants = HashSet::new();
-    for i in 0..60 {
-        let tenant = format!("tenant-{}", i % 3);
-        let response = server.get_with("/", &[("x-tenant", &tenant)]);
-        assert_eq!(response.status, 200);
-        let instance = response.instance.unwrap();
-        let first_of_tenant = seen_tenants.insert(tenant.clone());
-        // A tenant's first request lands on a clean instance although other
-        // tenants' instances hold secrets; later ones reuse the tenant's own.
-        assert_eq!(
-            response.body == "clean\n",
-            first_of_tenant,
-            "{i}: {}",
-            response.body
-        );
-        let previous = owner.entry(instance).or_insert_with(|| tenant.clone());
-        assert_eq!(*previous, tenant, "instance {instance} served two tenants");
+    // A tenant's first request lands on a clean instance although other
+    // tenants' instances hold secrets; later ones reuse the tenant's own.
+    for (i, (first_of_tenant, clean)) in canary_requests_by_tenant(&server).into_iter().enumerate()
+    {
+        assert_eq!(clean, first_of_tenant, "{i}");
     }
 }
 
@@ -135,24 +141,16 @@ fn chaos_within_isolation_keys_never_crosses_tenants() {
         "header:x-tenant",
         "--expose-instance-id",
     ]);
-    let mut owner: HashMap<u64, String> = HashMap::new();
-    let mut seen_tenants = HashSet::new();
     let (mut reinstantiated, mut reused) = (0, 0);
-    for i in 0..60 {
-        let tenant = format!("tenant-{}", i % 3);
-        let response = server.get_with("/", &[("x-tenant", &tenant)]);
-        assert_eq!(response.status, 200);
-        let clean = response.body == "clean\n";
-        if seen_tenants.insert(tenant.clone()) {
-            assert!(clean, "{i}: a tenant's first request saw {}", response.body);
+    for (i, (first_of_tenant, clean)) in canary_requests_by_tenant(&server).into_iter().enumerate()
+    {
+        if first_of_tenant {
+            assert!(clean, "{i}: a tenant's first request saw a secret");
         } else if clean {
             reinstantiated += 1;
         } else {
             reused += 1;
         }
-        let instance = response.instance.unwrap();
-        let previous = owner.entry(instance).or_insert_with(|| tenant.clone());
-        assert_eq!(*previous, tenant, "instance {instance} served two tenants");
     }
     // Chaos still does its work inside each tenant's instances.
     assert!(
