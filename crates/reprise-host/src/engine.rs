@@ -8,7 +8,6 @@
 //! per-slot limits, so the engine falls back to on-demand allocation and
 //! says so rather than refusing to run.
 
-use crate::manager::DEFAULT_MAX_INSTANCES;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -27,6 +26,11 @@ pub enum Allocator {
 /// are enforced. A deadline is expressed in these ticks, so a timeout is
 /// honoured to within one tick.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Live instances allowed when the operator sets no limit. The pooling
+/// allocator reserves address space for each, so this is also what it
+/// reserves by default.
+pub const DEFAULT_MAX_INSTANCES: usize = 1000;
 
 /// Settings that shape the engine. They are fixed for the life of the process
 /// because compiled code depends on them.

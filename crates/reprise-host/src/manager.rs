@@ -6,7 +6,7 @@
 //! hands out stores for what lives once per instance ([`InstanceState`]).
 
 use crate::component::one_line;
-use crate::engine::{EPOCH_TICK, EngineHandle};
+use crate::engine::{DEFAULT_MAX_INSTANCES, EPOCH_TICK, EngineHandle};
 use crate::init::InitExport;
 use crate::instance::{GuestEnvironment, InstanceId, InstanceState};
 use crate::linker::linker;
@@ -18,11 +18,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, Instance, InstancePre};
 use wasmtime::{AsContextMut, Store};
-
-/// Live instances allowed when the operator sets no limit. The pooling
-/// allocator reserves address space for each, so this is also what it
-/// reserves by default.
-pub const DEFAULT_MAX_INSTANCES: usize = 1000;
 
 /// Limits the operator sets.
 #[derive(Clone, Debug)]
@@ -199,7 +194,7 @@ impl InstanceManager {
             if let Some(slot) = self.try_slot() {
                 return slot;
             }
-            if !self.reclaim_one() {
+            if !self.reclaim_one(None) {
                 return self.wait_for_slot().await;
             }
         }
@@ -233,26 +228,17 @@ impl InstanceManager {
         reclaimers.push(reclaimer);
     }
 
-    /// Ends one non-serving instance of any registered holder, making room
-    /// for a new one; false if there was none.
-    pub fn reclaim_one(&self) -> bool {
-        self.reclaim_one_except(None)
-    }
-
-    /// Ends one non-serving instance of a holder other than `own`, which
-    /// would rather reuse its own instances than see them ended.
-    pub fn reclaim_one_elsewhere(&self, own: &dyn Reclaim) -> bool {
-        self.reclaim_one_except(Some(own))
-    }
-
-    fn reclaim_one_except(&self, own: Option<&dyn Reclaim>) -> bool {
+    /// Ends one non-serving instance of a registered holder other than
+    /// `spare` (a holder that would rather reuse its own instances than see
+    /// them ended), making room for a new one; false if there was none.
+    pub fn reclaim_one(&self, spare: Option<&dyn Reclaim>) -> bool {
         let holders: Vec<Arc<dyn Reclaim>> = self
             .reclaimers
             .lock()
             .unwrap()
             .iter()
             .filter_map(Weak::upgrade)
-            .filter(|holder| own.is_none_or(|own| !std::ptr::addr_eq(Arc::as_ptr(holder), own)))
+            .filter(|holder| spare.is_none_or(|own| !std::ptr::addr_eq(Arc::as_ptr(holder), own)))
             .collect();
         holders.iter().any(|holder| holder.reclaim_one())
     }

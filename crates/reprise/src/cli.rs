@@ -3,7 +3,7 @@
 
 use crate::guest::GuestArgs;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use reprise_host::manager::DEFAULT_MAX_INSTANCES;
+use reprise_host::engine::DEFAULT_MAX_INSTANCES;
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;

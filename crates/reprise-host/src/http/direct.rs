@@ -197,7 +197,7 @@ impl Dispatch {
             if let Some(instance) = self.take_idle() {
                 return Ok(instance);
             }
-            if !manager.reclaim_one_elsewhere(&*self.0) {
+            if !manager.reclaim_one(Some(&*self.0)) {
                 break;
             }
         }
