@@ -36,11 +36,10 @@ impl std::fmt::Display for Source {
 /// Why a file could not be loaded as a component.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    // Not a `source`: the message already says it, and a chained source
+    // would print it twice.
+    #[error("cannot read {path}: {error}")]
+    Read { path: String, error: std::io::Error },
     #[error("{0} is not a WebAssembly binary (it does not start with the `\\0asm` magic bytes)")]
     NotWasm(String),
     #[error(
@@ -95,9 +94,9 @@ pub fn read(source: &Source) -> Result<Cow<'static, [u8]>, LoadError> {
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, LoadError> {
-    std::fs::read(path).map_err(|source| LoadError::Read {
+    std::fs::read(path).map_err(|error| LoadError::Read {
         path: path.display().to_string(),
-        source,
+        error,
     })
 }
 

@@ -41,6 +41,17 @@ pub enum InvokeError {
     NotACall(String),
     #[error("no export named `{name}`; available: {available}")]
     UnknownExport { name: String, available: String },
+    #[error(
+        "`{name}` cannot be called with `reprise call`: its parameter `{param}` has type {ty}, \
+         which has no WAVE value"
+    )]
+    NoWaveValue {
+        name: String,
+        param: String,
+        ty: String,
+    },
+    #[error("`{name}` is a function of several exported interfaces: {candidates}; name one")]
+    Ambiguous { name: String, candidates: String },
     #[error("`{name}` is an interface, not a function; its functions: {functions}")]
     NotAFunction { name: String, functions: String },
     #[error("invalid WAVE in the arguments of `{name}`: {message}")]
@@ -115,13 +126,31 @@ fn find_function(
         name: name.to_string(),
         available: function_list(component, engine),
     };
+    let in_interface = |interface: &str, function: &str| {
+        let (_, instance) = component.get_export(None, interface)?;
+        component.get_export(Some(&instance), function)
+    };
     let found = match name.rsplit_once(INTERFACE_SEPARATOR) {
         Some((interface, function)) => {
-            let interface = exported_interface(component, engine, interface);
-            let (_, instance) = component.get_export(None, &interface).ok_or_else(unknown)?;
-            component.get_export(Some(&instance), function)
+            in_interface(&exported_interface(component, engine, interface), function)
         }
-        None => component.get_export(None, name),
+        None => match component.get_export(None, name) {
+            Some(found) => Some(found),
+            None => match interfaces_with_function(component, engine, name).as_slice() {
+                [] => None,
+                [interface] => in_interface(interface, name),
+                several => {
+                    return Err(InvokeError::Ambiguous {
+                        name: name.to_string(),
+                        candidates: several
+                            .iter()
+                            .map(|interface| format!("`{interface}{INTERFACE_SEPARATOR}{name}`"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    });
+                }
+            },
+        },
     };
     match found.ok_or_else(unknown)? {
         (ComponentItem::ComponentFunc(ty), index) => Ok((index, ty)),
@@ -169,6 +198,25 @@ fn exported_interface(component: &Component, engine: &Engine, written: &str) -> 
     }
 }
 
+/// The exported interfaces that have a function named `function`: a bare
+/// function name stands for the one interface function of that name when
+/// no top-level export has it.
+fn interfaces_with_function(component: &Component, engine: &Engine, function: &str) -> Vec<String> {
+    component
+        .component_type()
+        .exports(engine)
+        .filter(|(_, item)| match &item.ty {
+            ComponentItem::ComponentInstance(instance) => {
+                instance.exports(engine).any(|(name, item)| {
+                    name == function && matches!(item.ty, ComponentItem::ComponentFunc(_))
+                })
+            }
+            _ => false,
+        })
+        .map(|(name, _)| name.to_string())
+        .collect()
+}
+
 /// Every function export, top-level and inside exported interfaces, with
 /// its signature: what an unknown name is corrected with.
 pub fn function_list(component: &Component, engine: &Engine) -> String {
@@ -200,21 +248,32 @@ pub fn function_list(component: &Component, engine: &Engine) -> String {
 fn signature(name: &str, ty: &ComponentFunc) -> String {
     let params: Vec<(&str, Type)> = ty.params().collect();
     let mut out = format!("{name}({})", param_list(&params));
-    let results: Vec<String> = ty
-        .results()
-        .map(|ty| DisplayType(&ty).to_string())
-        .collect();
+    let results: Vec<String> = ty.results().map(|ty| type_name(&ty)).collect();
     if !results.is_empty() {
         out = format!("{out} -> {}", results.join(", "));
     }
     out
 }
 
+/// A type in WAVE's syntax. WAVE has no values of resources, futures or
+/// streams and no names for them; they are named as in WIT, so a listing
+/// shows what such a function takes (and why it cannot be called here).
+fn type_name(ty: &Type) -> String {
+    match ty {
+        Type::Own(_) => "own<resource>".to_string(),
+        Type::Borrow(_) => "borrow<resource>".to_string(),
+        Type::Future(_) => "future".to_string(),
+        Type::Stream(_) => "stream".to_string(),
+        Type::ErrorContext => "error-context".to_string(),
+        _ => DisplayType(ty).to_string(),
+    }
+}
+
 /// `a: u32, b: option<string>`.
 fn param_list(params: &[(&str, Type)]) -> String {
     params
         .iter()
-        .map(|(name, ty)| format!("{name}: {}", DisplayType(ty)))
+        .map(|(name, ty)| format!("{name}: {}", type_name(ty)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -236,6 +295,16 @@ fn parse_args(name: &str, ty: &ComponentFunc, args: &str) -> Result<Vec<Val>, In
         None => Vec::new(),
     };
     let params: Vec<(&str, Type)> = ty.params().collect();
+    if let Some((param, ty)) = params
+        .iter()
+        .find(|(_, ty)| ty.kind() == WasmTypeKind::Unsupported)
+    {
+        return Err(InvokeError::NoWaveValue {
+            name: name.to_string(),
+            param: (*param).to_string(),
+            ty: type_name(ty),
+        });
+    }
     let required = params
         .iter()
         .rposition(|(_, ty)| ty.kind() != WasmTypeKind::Option)
@@ -256,7 +325,7 @@ fn parse_args(name: &str, ty: &ComponentFunc, args: &str) -> Result<Vec<Val>, In
                     name: name.to_string(),
                     position: i + 1,
                     param: (*param).to_string(),
-                    ty: DisplayType(ty).to_string(),
+                    ty: type_name(ty),
                     text: source[node.span()].to_string(),
                     message: parse_error_message(&e, &source, Some(node.span())),
                 }))

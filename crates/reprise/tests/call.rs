@@ -3,7 +3,7 @@
 
 mod support;
 
-use reprise_test_programs::{CALL_COUNTER, VALUES};
+use reprise_test_programs::{CALL_COUNTER, HELLO, VALUES};
 use std::process::Output;
 use support::run;
 
@@ -101,6 +101,29 @@ fn an_interface_may_be_named_without_its_package() {
     assert_eq!(call_ok(CALL_COUNTER, "counter#next()", &args), ["1", "2"]);
     let error = call_err(CALL_COUNTER, "other#next()");
     assert!(error.starts_with("no export named `other#next`"), "{error}");
+}
+
+#[test]
+fn a_bare_function_name_finds_the_one_interface_that_has_it() {
+    let args = ["--policy", "reuse", "--repeat", "2"];
+    assert_eq!(call_ok(CALL_COUNTER, "next()", &args), ["1", "2"]);
+    // A top-level function of the name is what the bare name means.
+    assert_eq!(call_ok(CALL_COUNTER, "counter()", &args), ["1", "2"]);
+}
+
+#[test]
+fn a_function_taking_resources_is_listed_and_refused_by_name() {
+    let error = call_err(HELLO, "nope()");
+    assert!(
+        error.contains("#handle(request: own<resource>, response-out: own<resource>)"),
+        "{error}"
+    );
+    let error = call_err(HELLO, "handle(1, 2)");
+    assert_eq!(
+        error,
+        "`handle` cannot be called with `reprise call`: its parameter `request` has type \
+         own<resource>, which has no WAVE value"
+    );
 }
 
 #[test]

@@ -242,6 +242,14 @@ fn missing_file_is_named() {
         &["serve", "/no/such/component.wasm"],
         "cannot read /no/such/component.wasm",
     );
+    // The reason is said once, not once more as the error's cause.
+    let stderr =
+        String::from_utf8_lossy(&run(&["serve", "/no/such/component.wasm"]).stderr).into_owned();
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
 }
 
 /// `reprise serve` on a file holding `bytes` fails with one line naming
