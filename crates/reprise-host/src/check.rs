@@ -1,18 +1,100 @@
 //! `reprise check`: the differential reuse report.
 //!
-//! One script of HTTP requests runs against the component fresh (the
-//! baseline: what every host must agree on), reused, and under chaos with
-//! several seeds. A component is portable across hosts only if every run
-//! answers like the baseline. Judging is a pure function of the observed
-//! runs ([`judge`]), tested without wasm.
+//! One script (HTTP requests, or calls of exported functions) runs against
+//! the component fresh (the baseline: what every host must agree on),
+//! reused, and under chaos with several seeds. A component is portable
+//! across hosts only if every run answers like the baseline. Judging is a
+//! pure function of the observed runs ([`judge`]), tested without wasm.
 
 use crate::chaos::{Chaos, ChaosConfig};
 use crate::http::{HttpFrontEnd, Routing};
+use crate::invoke::{Invocation, parse_invocation};
 use crate::manager::InstanceManager;
+use crate::serial::{Bind, Serial, SerialOptions};
 use bytes::Bytes;
 use http::Method;
 use http_body_util::{BodyExt, Full};
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use wasmtime::Engine;
+use wasmtime::component::{Component, Func};
+
+/// What a check sends, in order.
+#[derive(Debug)]
+pub enum Script {
+    /// Requests to the component's wasi:http handler.
+    Http(Vec<ScriptedRequest>),
+    /// Calls of its exported functions.
+    Calls(Vec<Invocation>),
+}
+
+impl Script {
+    /// Parses a script file: HTTP requests when its first entry is one
+    /// (`METHOD /PATH`), otherwise calls in WAVE (`name(args)`), one per
+    /// line, checked against `component`'s exports.
+    pub fn parse(text: &str, component: &Component, engine: &Engine) -> Result<Script, String> {
+        if entries(text)
+            .next()
+            .is_some_and(|(_, line)| is_request(line))
+        {
+            return parse_script(text).map(Script::Http);
+        }
+        let calls = entries(text)
+            .map(|(number, line)| {
+                parse_invocation(component, engine, line)
+                    .map_err(|e| format!("script line {number}: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if calls.is_empty() {
+            return Err("the script has no calls".to_string());
+        }
+        Ok(Script::Calls(calls))
+    }
+
+    /// `call` (`name(args)` in WAVE), made `times` times.
+    pub fn repeated_call(
+        call: &str,
+        times: usize,
+        component: &Component,
+        engine: &Engine,
+    ) -> Result<Script, String> {
+        (0..times)
+            .map(|_| parse_invocation(component, engine, call).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Script::Calls)
+    }
+
+    /// Calls the script makes per run.
+    pub fn len(&self) -> usize {
+        match self {
+            Script::Http(requests) => requests.len(),
+            Script::Calls(calls) => calls.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Whether a script line is an HTTP request (`METHOD /PATH ...`) rather
+/// than a call (`name(args)`, whose name always comes with its `(`).
+fn is_request(line: &str) -> bool {
+    line.split_once(' ').is_some_and(|(method, rest)| {
+        !method.is_empty()
+            && method.bytes().all(|b| b.is_ascii_alphabetic())
+            && rest.starts_with('/')
+    })
+}
+
+/// The lines of a script that say something, numbered from 1: blank lines
+/// and `#` comments are skipped.
+fn entries(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(index, line)| (index + 1, line.trim_end()))
+        .filter(|(_, line)| !line.trim().is_empty() && !line.trim_start().starts_with('#'))
+}
 
 /// One request of a check script.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,33 +104,29 @@ pub struct ScriptedRequest {
     pub body: Bytes,
 }
 
+/// Calls per run when one call is repeated (`--call`), as many as the
+/// default script makes.
+pub const DEFAULT_CALLS: usize = 12;
+
 /// The script used when none is given: plain GETs of `/`, enough calls for
 /// state carried between calls, and chaos's re-instantiations, to show.
 pub const DEFAULT_SCRIPT: &str = "# reprise check's default script\n\
     GET /\nGET /\nGET /\nGET /\nGET /\nGET /\nGET /\nGET /\nGET /\nGET /\nGET /\nGET /\n";
 
-/// Parses a script: one request per line, `METHOD PATH [BODY]`; the body is
-/// the rest of the line, sent as is. Blank lines and `#` comments are skipped.
+/// Parses a script of HTTP requests: one per line, `METHOD PATH [BODY]`;
+/// the body is the rest of the line, sent as is. Blank lines and `#`
+/// comments are skipped.
 pub fn parse_script(text: &str) -> Result<Vec<ScriptedRequest>, String> {
     let mut requests = Vec::new();
-    for (number, line) in text.lines().enumerate() {
-        let line = line.trim_end();
-        if line.trim().is_empty() || line.trim_start().starts_with('#') {
-            continue;
-        }
+    for (number, line) in entries(text) {
         let mut parts = line.splitn(3, ' ');
         let method = parts.next().unwrap_or_default();
-        let method = Method::from_bytes(method.as_bytes()).map_err(|_| {
-            format!(
-                "script line {}: `{method}` is not an HTTP method",
-                number + 1
-            )
-        })?;
+        let method = Method::from_bytes(method.as_bytes())
+            .map_err(|_| format!("script line {number}: `{method}` is not an HTTP method"))?;
         let path = parts.next().unwrap_or_default();
         if !path.starts_with('/') {
             return Err(format!(
-                "script line {}: expected `METHOD /PATH [BODY]`, got `{line}`",
-                number + 1
+                "script line {number}: expected `METHOD /PATH [BODY]`, got `{line}`"
             ));
         }
         requests.push(ScriptedRequest {
@@ -63,24 +141,44 @@ pub fn parse_script(text: &str) -> Result<Vec<ScriptedRequest>, String> {
     Ok(requests)
 }
 
-/// What one call answered, reduced to what must agree across runs: the
-/// status, the body and the content type. Headers such as `date` differ
-/// legitimately and are left out.
+/// What one call answered, reduced to what must agree across runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Answer {
-    pub status: u16,
-    pub content_type: Option<String>,
-    pub body: Bytes,
+pub enum Answer {
+    /// An HTTP response's status, content type and body. Headers such as
+    /// `date` differ legitimately and are left out.
+    Http {
+        status: u16,
+        content_type: Option<String>,
+        body: Bytes,
+    },
+    /// A function call's results in WAVE, or how the call failed.
+    Call(Result<String, String>),
+}
+
+impl Answer {
+    /// Whether the call failed: a 5xx, or a trap.
+    pub fn failed(&self) -> bool {
+        match self {
+            Answer::Http { status, .. } => *status >= 500,
+            Answer::Call(result) => result.is_err(),
+        }
+    }
 }
 
 impl std::fmt::Display for Answer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let body = String::from_utf8_lossy(&self.body);
-        let mut shown: String = body.chars().take(120).collect();
-        if shown.len() < body.len() {
-            shown.push('…');
+        match self {
+            Answer::Http { status, body, .. } => {
+                let body = String::from_utf8_lossy(body);
+                let mut shown: String = body.chars().take(120).collect();
+                if shown.len() < body.len() {
+                    shown.push('…');
+                }
+                write!(f, "{status} {shown:?}")
+            }
+            Answer::Call(Ok(results)) => f.write_str(results),
+            Answer::Call(Err(failure)) => write!(f, "failed: {failure}"),
         }
-        write!(f, "{} {:?}", self.status, shown)
     }
 }
 
@@ -106,7 +204,7 @@ const CALL_GAP: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Runs `script` serially through `front`, in process (no sockets: the
 /// check compares the component's behaviour, not the network's).
-pub async fn run_script(label: String, front: &HttpFrontEnd, script: &[ScriptedRequest]) -> Run {
+async fn run_requests(label: String, front: &HttpFrontEnd, script: &[ScriptedRequest]) -> Run {
     let mut calls = Vec::with_capacity(script.len());
     for request in script {
         // Like a real serial client, leave the serving instance a moment to
@@ -129,7 +227,7 @@ pub async fn run_script(label: String, front: &HttpFrontEnd, script: &[ScriptedR
             Err(e) => Bytes::from(format!("<body failed: {e}>")),
         };
         calls.push(Observed {
-            answer: Answer {
+            answer: Answer::Http {
                 status: parts.status.as_u16(),
                 content_type: parts
                     .headers
@@ -145,31 +243,88 @@ pub async fn run_script(label: String, front: &HttpFrontEnd, script: &[ScriptedR
     Run { label, calls }
 }
 
+/// Runs `calls` one after another on `manager`'s instances, as `reprise
+/// call` would, under `chaos` when given.
+async fn run_calls(
+    label: String,
+    manager: Arc<InstanceManager>,
+    chaos: Option<Arc<Chaos>>,
+    calls: &[Invocation],
+) -> anyhow::Result<Run> {
+    let binds: Vec<Bind<Func>> = calls.iter().map(Invocation::bind).collect();
+    let bind: Bind<Vec<Func>> =
+        Arc::new(move |store, instance| binds.iter().map(|bind| bind(store, instance)).collect());
+    let options = SerialOptions { prewarm: 0, chaos };
+    let mut serial = Serial::new(manager, bind, options);
+    let mut observed = Vec::with_capacity(calls.len());
+    let mut outcome = Ok(());
+    for (position, call) in calls.iter().enumerate() {
+        let served = serial
+            .call(async |store, funcs| {
+                let results = call.call(store, &funcs[position]).await?;
+                Ok((results, store.data().memory_bytes().load(Relaxed)))
+            })
+            .await;
+        let served = match served {
+            Ok(served) => served,
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        };
+        let (answer, memory) = match served.result {
+            Ok((results, memory)) => (Answer::Call(Ok(results)), Some(memory)),
+            Err(failure) => (Answer::Call(Err(failure.summary())), None),
+        };
+        observed.push(Observed {
+            answer,
+            instance: Some(served.instance),
+            memory,
+        });
+    }
+    serial.finish().await;
+    outcome.map(|()| Run {
+        label,
+        calls: observed,
+    })
+}
+
 /// The runs a check makes: fresh, reused, and chaos with each of `seeds`.
 pub async fn run_all(
     fresh: Arc<InstanceManager>,
     reused: Arc<InstanceManager>,
     seeds: &[u64],
-    script: &[ScriptedRequest],
+    script: &Script,
 ) -> anyhow::Result<Vec<Run>> {
+    let chaos = |seed| {
+        ChaosConfig::new(None, Some(seed), false)
+            .map(|config| Arc::new(Chaos::new(config)))
+            .map_err(anyhow::Error::msg)
+    };
     let mut runs = Vec::new();
-    let front = HttpFrontEnd::new(fresh.clone(), Routing::default(), false, 0)?;
-    runs.push(run_script("fresh".into(), &front, script).await);
-    let front = HttpFrontEnd::new(reused.clone(), Routing::default(), false, 0)?;
-    runs.push(run_script("reuse".into(), &front, script).await);
-    for &seed in seeds {
-        let chaos =
-            Chaos::new(ChaosConfig::new(None, Some(seed), false).map_err(anyhow::Error::msg)?);
-        let front = HttpFrontEnd::new(
-            reused.clone(),
-            Routing {
-                chaos: Some(Arc::new(chaos)),
-                ..Routing::default()
-            },
-            false,
-            0,
-        )?;
-        runs.push(run_script(format!("chaos seed {seed}"), &front, script).await);
+    match script {
+        Script::Http(requests) => {
+            let front = HttpFrontEnd::new(fresh.clone(), Routing::default(), false, 0)?;
+            runs.push(run_requests("fresh".into(), &front, requests).await);
+            let front = HttpFrontEnd::new(reused.clone(), Routing::default(), false, 0)?;
+            runs.push(run_requests("reuse".into(), &front, requests).await);
+            for &seed in seeds {
+                let routing = Routing {
+                    chaos: Some(chaos(seed)?),
+                    ..Routing::default()
+                };
+                let front = HttpFrontEnd::new(reused.clone(), routing, false, 0)?;
+                runs.push(run_requests(format!("chaos seed {seed}"), &front, requests).await);
+            }
+        }
+        Script::Calls(calls) => {
+            runs.push(run_calls("fresh".into(), fresh.clone(), None, calls).await?);
+            runs.push(run_calls("reuse".into(), reused.clone(), None, calls).await?);
+            for &seed in seeds {
+                let label = format!("chaos seed {seed}");
+                runs.push(run_calls(label, reused.clone(), Some(chaos(seed)?), calls).await?);
+            }
+        }
     }
     fresh.close();
     reused.close();
@@ -244,7 +399,7 @@ pub fn judge(runs: &[Run]) -> Report {
             if expected.answer == actual.answer {
                 continue;
             }
-            let failed = actual.answer.status >= 500 && expected.answer.status < 500;
+            let failed = actual.answer.failed() && !expected.answer.failed();
             breaks |= failed;
             let earlier = divergence
                 .as_ref()
@@ -319,7 +474,7 @@ mod tests {
     use super::*;
 
     fn answer(status: u16, body: &str) -> Answer {
-        Answer {
+        Answer::Http {
             status,
             content_type: Some("text/plain".into()),
             body: Bytes::copy_from_slice(body.as_bytes()),
@@ -362,6 +517,39 @@ mod tests {
     }
 
     #[test]
+    fn script_lines_are_requests_or_calls() {
+        assert!(is_request("GET /"));
+        assert!(is_request("POST /echo some body"));
+        assert!(!is_request("counter()"));
+        assert!(!is_request("greet(\"a /b\")"));
+        assert!(!is_request("f (1)"));
+        assert!(!is_request("GET nowhere"));
+    }
+
+    #[test]
+    fn a_call_that_traps_only_when_reused_breaks() {
+        let call = |result: Result<&str, &str>, instance| Observed {
+            answer: Answer::Call(result.map(str::to_string).map_err(str::to_string)),
+            instance: Some(instance),
+            memory: None,
+        };
+        let fresh = Run {
+            label: "fresh".into(),
+            calls: vec![call(Ok("()"), 1), call(Ok("()"), 2)],
+        };
+        let reuse = Run {
+            label: "reuse".into(),
+            calls: vec![call(Ok("()"), 1), call(Err("wasm trap"), 1)],
+        };
+        let report = judge(&[fresh, reuse]);
+        assert_eq!(report.verdict, Verdict::BreaksUnderReuse);
+        assert_eq!(
+            report.divergence.unwrap().actual.to_string(),
+            "failed: wasm trap"
+        );
+    }
+
+    #[test]
     fn identical_runs_are_reuse_safe() {
         let fresh = run("fresh", &[(200, "hi", 1, 65536), (200, "hi", 2, 65536)]);
         let reuse = run("reuse", &[(200, "hi", 1, 65536), (200, "hi", 1, 65536)]);
@@ -386,7 +574,7 @@ mod tests {
         let divergence = report.divergence.unwrap();
         assert_eq!(divergence.call, 2);
         assert_eq!(divergence.run, "reuse");
-        assert_eq!(divergence.actual.body, Bytes::from_static(b"2"));
+        assert_eq!(divergence.actual, answer(200, "2"));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::instance::InstanceId;
 use crate::invoke::function_list;
 use crate::manager::InstanceManager;
 use crate::metrics::Retirement;
-use crate::serial::{CallFailure, Serial};
+use crate::serial::{CallFailure, Serial, SerialOptions};
 use std::sync::Arc;
 use wasmtime_wasi::p2::bindings::{Command, CommandIndices};
 
@@ -58,12 +58,12 @@ pub fn command_indices(manager: &InstanceManager) -> Result<CommandIndices, RunE
 pub async fn run_repeatedly(
     manager: Arc<InstanceManager>,
     repeat: u64,
-    prewarm: usize,
+    options: SerialOptions,
     file: &str,
 ) -> anyhow::Result<i32> {
     let indices = command_indices(&manager)?;
     let bind = Arc::new(move |store: &mut _, instance: &_| indices.load(store, instance));
-    let mut serial = Serial::<Command>::new(manager, bind, prewarm);
+    let mut serial = Serial::<Command>::new(manager, bind, options);
     let result = async {
         serial.warm_up().await?;
         let mut first_failure = 0;

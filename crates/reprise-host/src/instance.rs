@@ -98,6 +98,10 @@ pub struct GuestEnvironment {
     /// Whether instances read the host's stdin (for `reprise run`; shared,
     /// so a later instance reads on where an earlier one stopped).
     pub stdin: bool,
+    /// Whether what instances print on stdout goes to the host's stderr,
+    /// leaving the host's stdout to its own output: the results `reprise
+    /// call` prints one per line, the report of `reprise check`.
+    pub stdout_to_stderr: bool,
 }
 
 /// A host directory the guest sees, read-write, under its own path.
@@ -127,10 +131,12 @@ impl InstanceState {
             limits = limits.memory_size(usize::try_from(max).unwrap_or(usize::MAX));
         }
         let mut wasi = WasiCtxBuilder::new();
-        wasi.inherit_stdout()
-            .inherit_stderr()
-            .args(&guest.args)
-            .envs(&guest.vars);
+        if guest.stdout_to_stderr {
+            wasi.stdout(tokio::io::stderr());
+        } else {
+            wasi.inherit_stdout();
+        }
+        wasi.inherit_stderr().args(&guest.args).envs(&guest.vars);
         if guest.stdin {
             wasi.inherit_stdin();
         }

@@ -9,7 +9,7 @@
 use crate::instance::InstanceState;
 use crate::manager::InstanceManager;
 use crate::metrics::Retirement;
-use crate::serial::{Bind, Serial};
+use crate::serial::{Bind, Serial, SerialOptions};
 use std::ops::Range;
 use std::sync::Arc;
 use wasmtime::Engine;
@@ -407,10 +407,10 @@ pub async fn call_repeatedly(
     manager: Arc<InstanceManager>,
     invocation: &Invocation,
     repeat: u64,
-    prewarm: usize,
+    options: SerialOptions,
     mut print: impl FnMut(&str),
 ) -> anyhow::Result<()> {
-    let mut serial = Serial::new(manager, invocation.bind(), prewarm);
+    let mut serial = Serial::new(manager, invocation.bind(), options);
     let result = async {
         serial.warm_up().await?;
         for call in 1..=repeat {

@@ -7,7 +7,13 @@
 //! the shared [`InstanceManager`], so numbering, metrics and retirement
 //! reasons mean the same whichever front end ran them. Calls never overlap,
 //! so an instance is either serving the one call in flight or idle.
+//!
+//! Under chaos the same seeded [`Decision`](crate::chaos::Decision)s as over
+//! HTTP pick one of two instance slots per call and retire its instance
+//! first with probability P, so `reprise call --chaos --seed S` replays the
+//! instance history of that seed exactly.
 
+use crate::chaos::{self, Chaos};
 use crate::http::classify_failure;
 use crate::instance::{InstanceId, InstanceState};
 use crate::manager::InstanceManager;
@@ -85,13 +91,24 @@ fn exit_code(error: &anyhow::Error) -> Option<i32> {
         .map(|exit| exit.0)
 }
 
+/// What a serial front end adds to the policy's choice of instances.
+#[derive(Clone, Debug, Default)]
+pub struct SerialOptions {
+    /// Initialized, never-used instances kept ready.
+    pub prewarm: usize,
+    /// The testing mode, when on.
+    pub chaos: Option<Arc<Chaos>>,
+}
+
 /// Runs calls one after another on policy-chosen instances, keeping
 /// `prewarm` initialized, never-used instances ready for when the policy
 /// asks for a new one.
 pub struct Serial<E> {
     manager: Arc<InstanceManager>,
     bind: Bind<E>,
-    current: Option<Live<E>>,
+    /// The instances kept between calls: one, or one per chaos slot.
+    current: Vec<Option<Live<E>>>,
+    chaos: Option<Arc<Chaos>>,
     warm: VecDeque<Live<E>>,
     /// Instantiations under way in the background to refill `warm`.
     warming: VecDeque<JoinHandle<anyhow::Result<Live<E>>>>,
@@ -99,11 +116,14 @@ pub struct Serial<E> {
 }
 
 impl<E: Send + 'static> Serial<E> {
-    pub fn new(manager: Arc<InstanceManager>, bind: Bind<E>, prewarm: usize) -> Self {
+    pub fn new(manager: Arc<InstanceManager>, bind: Bind<E>, options: SerialOptions) -> Self {
+        let SerialOptions { prewarm, chaos } = options;
+        let slots = if chaos.is_some() { chaos::INSTANCES } else { 1 };
         Self {
             manager,
             bind,
-            current: None,
+            current: (0..slots).map(|_| None).collect(),
+            chaos,
             warm: VecDeque::new(),
             warming: VecDeque::new(),
             prewarm,
@@ -130,8 +150,18 @@ impl<E: Send + 'static> Serial<E> {
         &mut self,
         call: impl AsyncFnOnce(&mut Store<InstanceState>, &E) -> wasmtime::Result<R>,
     ) -> anyhow::Result<Served<R>> {
-        self.admit_current();
-        let mut live = match self.current.take() {
+        let slot = match &self.chaos {
+            Some(chaos) => {
+                let decision = chaos.next();
+                if decision.reinstantiate {
+                    self.retire(decision.slot, Retirement::Chaos);
+                }
+                decision.slot
+            }
+            None => 0,
+        };
+        self.admit_current(slot);
+        let mut live = match self.current[slot].take() {
             Some(live) => live,
             None => self.next_instance().await?,
         };
@@ -149,7 +179,7 @@ impl<E: Send + 'static> Serial<E> {
         metrics.call_latency.observe(start.elapsed());
         let result = match outcome {
             Ok(value) => {
-                self.current = Some(live);
+                self.current[slot] = Some(live);
                 Ok(value)
             }
             Err(error) => {
@@ -173,9 +203,8 @@ impl<E: Send + 'static> Serial<E> {
 
     /// Retires every instance: the front end is done.
     pub async fn finish(mut self) {
-        if let Some(live) = self.current.take() {
-            self.manager
-                .instance_retired(live.store.data().id, Retirement::Shutdown);
+        for slot in 0..self.current.len() {
+            self.retire(slot, Retirement::Shutdown);
         }
         for live in self.warm.drain(..) {
             self.manager.metrics().warm_instances.fetch_sub(1, Relaxed);
@@ -190,10 +219,19 @@ impl<E: Send + 'static> Serial<E> {
         }
     }
 
-    /// Asks the policy whether the current instance takes the next call,
+    /// Ends the instance kept in `slot`, if there is one.
+    fn retire(&mut self, slot: usize, reason: Retirement) {
+        if let Some(live) = self.current[slot].take() {
+            self.manager.instance_retired(live.store.data().id, reason);
+        }
+    }
+
+    /// Asks the policy whether the instance in `slot` takes the next call,
     /// retiring it if not.
-    fn admit_current(&mut self) {
-        let Some(live) = &self.current else { return };
+    fn admit_current(&mut self, slot: usize) {
+        let Some(live) = &self.current[slot] else {
+            return;
+        };
         let stats = InstanceStats {
             served: live.served,
             in_flight: 0,
@@ -205,10 +243,7 @@ impl<E: Send + 'static> Serial<E> {
             // `NotNow` only means "at the concurrency limit", and serial
             // calls never overlap.
             Admit::Yes | Admit::NotNow => {}
-            Admit::Retire(reason) => {
-                self.manager.instance_retired(live.store.data().id, reason);
-                self.current = None;
-            }
+            Admit::Retire(reason) => self.retire(slot, reason),
         }
     }
 

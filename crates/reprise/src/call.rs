@@ -4,7 +4,9 @@
 use crate::cli::CallArgs;
 use crate::instances::{prepare, runtime};
 use reprise_host::component::Source;
+use reprise_host::instance::GuestEnvironment;
 use reprise_host::invoke::{call_repeatedly, parse_invocation};
+use reprise_host::serial::SerialOptions;
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,7 +14,15 @@ use std::sync::Arc;
 pub fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
     let source = Source::File(args.component.clone());
     let prepared = prepare(source, &args.instances, &args.instances.reuse_flags())?;
-    let guest = args.instances.guest.environment(Vec::new(), false);
+    let options = SerialOptions {
+        prewarm: args.instances.prewarm,
+        chaos: prepared.chaos.clone(),
+    };
+    let guest = GuestEnvironment {
+        // Whatever the guest prints stays out of the result lines.
+        stdout_to_stderr: true,
+        ..args.instances.guest.environment(Vec::new(), false)
+    };
     let manager = Arc::new(prepared.into_manager(&args.instances, guest)?);
     // Checked before any instance exists: bad input costs no instantiation.
     let invocation = parse_invocation(manager.component(), &manager.engine().engine, &args.call)?;
@@ -21,7 +31,7 @@ pub fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
         manager,
         &invocation,
         args.repeat,
-        args.instances.prewarm,
+        options,
         // Each result goes out as soon as it exists, even into a pipe.
         |line| {
             let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());

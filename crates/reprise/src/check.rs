@@ -2,9 +2,14 @@
 
 use crate::cli::CheckArgs;
 use anyhow::Context as _;
-use reprise_host::check::{self, DEFAULT_SCRIPT, Report, Verdict};
+use reprise_host::check::{
+    self, DEFAULT_CALLS, DEFAULT_SCRIPT, Report, Script, Verdict, parse_script,
+};
 use reprise_host::component::{self, Source};
 use reprise_host::engine::EngineOptions;
+use reprise_host::http::proxy_pre;
+use reprise_host::instance::GuestEnvironment;
+use reprise_host::invoke::function_list;
 use reprise_host::manager::{InstanceLimits, InstanceManager};
 use reprise_host::policy::{Policy, ReuseBounds};
 use serde_json::json;
@@ -13,11 +18,12 @@ use std::sync::Arc;
 
 pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let script_text = match &args.script {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read script {}", path.display()))?,
-        None => DEFAULT_SCRIPT.to_string(),
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read script {}", path.display()))?,
+        ),
+        None => None,
     };
-    let script = check::parse_script(&script_text).map_err(anyhow::Error::msg)?;
     let source = Source::File(args.component.clone());
     let bytes = component::read(&source)?;
     let declared = crate::hint::effective_hint(&bytes, &source);
@@ -33,7 +39,11 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         timeout: Some(args.timeout),
         ..InstanceLimits::default()
     };
-    let guest = args.guest.environment(Vec::new(), false);
+    let guest = GuestEnvironment {
+        // Whatever the guest prints stays out of the report.
+        stdout_to_stderr: true,
+        ..args.guest.environment(Vec::new(), false)
+    };
     let manager = |policy| {
         InstanceManager::new(engine.clone(), compiled.clone(), limits.clone(), policy)
             .map(|manager| Arc::new(manager.with_guest(guest.clone())))
@@ -41,6 +51,19 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let fresh = manager(Policy::Fresh)?;
     // Unbounded reuse: the check looks for what long-lived instances expose.
     let reused = manager(Policy::Reuse(ReuseBounds::default()))?;
+    let exports = (fresh.component(), &fresh.engine().engine);
+    let script = match (&args.call, &script_text) {
+        (Some(call), _) => Script::repeated_call(call, DEFAULT_CALLS, exports.0, exports.1),
+        (None, Some(text)) => Script::parse(text, exports.0, exports.1),
+        (None, None) if proxy_pre(&fresh).is_ok() => parse_script(DEFAULT_SCRIPT).map(Script::Http),
+        (None, None) => Err(format!(
+            "{} has no wasi:http handler to send requests to; name the functions to call \
+             with `--call 'name(args)'` or `--script FILE` (one call per line); its functions: {}",
+            args.component.display(),
+            function_list(exports.0, exports.1)
+        )),
+    }
+    .map_err(anyhow::Error::msg)?;
     let first_seed = args.seed.unwrap_or_else(rand_seed);
     let seeds: Vec<u64> = (0..args.seeds)
         .map(|i| first_seed.wrapping_add(i))

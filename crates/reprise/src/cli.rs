@@ -32,8 +32,9 @@ pub enum Command {
     /// Read, write or clear a component's instance reuse hint.
     #[command(subcommand)]
     Hint(HintCommand),
-    /// Run a script of HTTP requests fresh, reused and under chaos, and
-    /// report whether the component behaves the same (exit 0 only if so).
+    /// Run a script of HTTP requests or function calls fresh, reused and
+    /// under chaos, and report whether the component behaves the same (exit
+    /// 0 only if so).
     Check(CheckArgs),
 }
 
@@ -72,23 +73,6 @@ pub struct ServeArgs {
     /// key (`header:NAME`); requests without it get a fresh instance each.
     #[arg(long, value_name = "header:NAME")]
     pub isolate_by: Option<reprise_host::http::IsolateBy>,
-
-    /// Testing mode: before each request, retire the chosen instance with
-    /// probability P (default 0.25, floor 0.1); keep two instances and pick
-    /// one at random; reuse even unhinted or `fresh` components; perturb
-    /// body chunking, I/O timing and admission order.
-    #[arg(long, value_name = "P", num_args = 0..=1, require_equals = true, default_missing_value = "0.25")]
-    pub chaos: Option<f64>,
-
-    /// Seed of every chaos decision; the same seed and the same serial
-    /// requests replay the same decisions. Random (and printed) when unset.
-    #[arg(long, requires = "chaos")]
-    pub seed: Option<u64>,
-
-    /// Under chaos, still honor a `fresh` hint (or no hint) instead of
-    /// reusing instances anyway.
-    #[arg(long, requires = "chaos")]
-    pub chaos_respect_hint: bool,
 
     /// Under reuse: concurrent requests one p3 instance accepts (p2: always 1).
     #[arg(long)]
@@ -145,7 +129,31 @@ pub struct InstanceArgs {
     pub max_instances: NonZeroUsize,
 
     #[command(flatten)]
+    pub chaos: ChaosArgs,
+
+    #[command(flatten)]
     pub guest: GuestArgs,
+}
+
+/// The testing mode, for every command that runs a component.
+#[derive(Args)]
+pub struct ChaosArgs {
+    /// Testing mode: before each call, retire the chosen instance with
+    /// probability P (default 0.25, floor 0.1); keep two instances and pick
+    /// one at random; reuse even unhinted or `fresh` components; over HTTP,
+    /// also perturb body chunking, I/O timing and admission order.
+    #[arg(long, value_name = "P", num_args = 0..=1, require_equals = true, default_missing_value = "0.25")]
+    pub chaos: Option<f64>,
+
+    /// Seed of every chaos decision; the same seed and the same serial
+    /// calls replay the same decisions. Random (and printed) when unset.
+    #[arg(long, requires = "chaos")]
+    pub seed: Option<u64>,
+
+    /// Under chaos, still honor a `fresh` hint (or no hint) instead of
+    /// reusing instances anyway.
+    #[arg(long, requires = "chaos")]
+    pub chaos_respect_hint: bool,
 }
 
 #[derive(Args)]
@@ -187,13 +195,20 @@ pub struct CallArgs {
 
 #[derive(Args)]
 pub struct CheckArgs {
-    /// The wasi:http component to check.
+    /// The component to check: a wasi:http handler, or any component whose
+    /// functions `--call` or `--script` name.
     pub component: PathBuf,
 
-    /// Requests to send, one per line: `METHOD /PATH [BODY]` (`#` starts a
-    /// comment). Default: twelve `GET /`.
-    #[arg(long)]
+    /// What to send, one per line: HTTP requests, `METHOD /PATH [BODY]`, or
+    /// function calls in WAVE, `name(args)` (`#` starts a comment).
+    /// Default: twelve `GET /`.
+    #[arg(long, conflicts_with = "call")]
     pub script: Option<PathBuf>,
+
+    /// A function call in WAVE, `name(args)`, to make twelve times in each
+    /// run instead of a script.
+    #[arg(long)]
+    pub call: Option<String>,
 
     /// Chaos runs to make, each with its own seed.
     #[arg(long, default_value_t = 3)]

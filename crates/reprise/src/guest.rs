@@ -32,6 +32,7 @@ impl GuestArgs {
             vars: self.vars.clone(),
             dirs: self.dirs.clone(),
             stdin,
+            stdout_to_stderr: false,
         }
     }
 }

@@ -4,19 +4,23 @@
 //! a hint means the same whichever command is given it.
 
 use crate::cli::{InstanceArgs, PolicyArg};
+use reprise_host::chaos::{self, Chaos, ChaosConfig};
 use reprise_host::component::{self, Source};
 use reprise_host::engine::EngineOptions;
 use reprise_host::instance::GuestEnvironment;
 use reprise_host::manager::{InstanceLimits, InstanceManager};
 use reprise_host::policy::{self, Policy, PolicyChoice, Resolution, ReuseFlags};
 use std::borrow::Cow;
+use std::sync::Arc;
 
-/// A component read, its hint resolved against the operator's flags, not
-/// yet compiled: the point where a front end may still adjust the policy.
+/// A component read, its hint resolved against the operator's flags (and
+/// the testing mode), not yet compiled.
 pub struct Prepared {
     pub source: Source,
     bytes: Cow<'static, [u8]>,
     pub resolution: Resolution,
+    /// The testing mode, when `--chaos` is on; its seed is printed.
+    pub chaos: Option<Arc<Chaos>>,
 }
 
 /// Reads `source` and resolves its policy from `args` and `flags` (the
@@ -33,13 +37,30 @@ pub fn prepare(
             args.max_instances
         );
     }
+    let chaos = args
+        .chaos
+        .chaos
+        .map(|p| ChaosConfig::new(Some(p), args.chaos.seed, args.chaos.chaos_respect_hint))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    if chaos.is_some() && args.max_instances.get() < chaos::INSTANCES {
+        anyhow::bail!(
+            "--chaos keeps {} instances alive; --max-instances must be at least {0}",
+            chaos::INSTANCES
+        );
+    }
     let bytes = component::read(&source)?;
     let hint = crate::hint::effective_hint(&bytes, &source);
-    let resolution = policy::resolve(policy_choice(args.policy), hint.as_ref(), flags);
+    let mut resolution = policy::resolve(policy_choice(args.policy), hint.as_ref(), flags);
+    if let Some(chaos) = &chaos {
+        eprintln!("chaos seed: {}", chaos.seed);
+        resolution = resolution.under_chaos(chaos.respect_hint);
+    }
     Ok(Prepared {
         source,
         bytes,
         resolution,
+        chaos: chaos.map(|config| Arc::new(Chaos::new(config))),
     })
 }
 

@@ -5,6 +5,7 @@ use crate::cli::RunArgs;
 use crate::instances::{prepare, runtime};
 use reprise_host::cli_run::run_repeatedly;
 use reprise_host::component::Source;
+use reprise_host::serial::SerialOptions;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -14,14 +15,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let prepared = prepare(source, &args.instances, &args.instances.reuse_flags())?;
     // argv[0] is the program name, as a shell would pass it.
     let argv = std::iter::once(file.clone()).chain(args.args).collect();
+    let options = SerialOptions {
+        prewarm: args.instances.prewarm,
+        chaos: prepared.chaos.clone(),
+    };
     let guest = args.instances.guest.environment(argv, true);
     let manager = Arc::new(prepared.into_manager(&args.instances, guest)?);
-    let code = runtime()?.block_on(run_repeatedly(
-        manager,
-        args.repeat,
-        args.instances.prewarm,
-        &file,
-    ))?;
+    let code = runtime()?.block_on(run_repeatedly(manager, args.repeat, options, &file))?;
     // Exit statuses are one byte; a code that does not fit still fails.
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }

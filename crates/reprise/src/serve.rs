@@ -5,7 +5,6 @@ use crate::cli::ServeArgs;
 use crate::instances::{prepare, runtime};
 use anyhow::Context as _;
 use reprise_host::admin::serve_admin;
-use reprise_host::chaos::{Chaos, ChaosConfig};
 use reprise_host::component::Source;
 use reprise_host::http::{HttpFrontEnd, Routing, ServeOptions, serve};
 use reprise_host::policy::ReuseFlags;
@@ -28,26 +27,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         memory_ceiling: args.memory_ceiling,
         ..args.instances.reuse_flags()
     };
-    let mut prepared = prepare(source.clone(), &args.instances, &flags)?;
-
-    let chaos = args
-        .chaos
-        .map(|p| ChaosConfig::new(Some(p), args.seed, args.chaos_respect_hint))
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
-    if chaos.is_some() && args.instances.max_instances.get() < 2 {
-        anyhow::bail!("--chaos keeps two instances alive; --max-instances must be at least 2");
-    }
-    if let Some(chaos) = &chaos {
-        eprintln!("chaos seed: {}", chaos.seed);
-        prepared.resolution = prepared.resolution.under_chaos(chaos.respect_hint);
-    }
-    let guest = args.instances.guest.environment(Vec::new(), false);
-    let manager = Arc::new(prepared.into_manager(&args.instances, guest)?);
+    let prepared = prepare(source.clone(), &args.instances, &flags)?;
     let routing = Routing {
         isolate_by: args.isolate_by,
-        chaos: chaos.map(|chaos| Arc::new(Chaos::new(chaos))),
+        chaos: prepared.chaos.clone(),
     };
+    let guest = args.instances.guest.environment(Vec::new(), false);
+    let manager = Arc::new(prepared.into_manager(&args.instances, guest)?);
     let front = Arc::new(HttpFrontEnd::new(
         manager.clone(),
         routing,

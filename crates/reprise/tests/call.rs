@@ -3,7 +3,7 @@
 
 mod support;
 
-use reprise_test_programs::{CALL_COUNTER, HELLO, VALUES};
+use reprise_test_programs::{CALL_COUNTER, COMMAND, HELLO, VALUES};
 use std::process::Output;
 use support::run;
 
@@ -124,6 +124,36 @@ fn a_function_taking_resources_is_listed_and_refused_by_name() {
         "`handle` cannot be called with `reprise call`: its parameter `request` has type \
          own<resource>, which has no WAVE value"
     );
+}
+
+#[test]
+fn chaos_replays_its_instance_history_from_the_seed() {
+    let args = ["--repeat", "12", "--chaos=0.3", "--seed", "5"];
+    let output = run(&[&["call", CALL_COUNTER, "counter()"][..], &args].concat());
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains("chaos seed: 5"));
+    let counts: Vec<u32> = stdout(&output)
+        .lines()
+        .map(|line| line.parse().unwrap())
+        .collect();
+    assert_eq!(counts.len(), 12);
+    // Instances were reused (a count past 1) and replaced (a 1 after the
+    // first call) ...
+    assert!(counts.iter().any(|&count| count > 1), "{counts:?}");
+    assert!(counts[1..].contains(&1), "{counts:?}");
+    // ... and two instances took turns: no single counter explains the
+    // sequence.
+    assert!(
+        counts.windows(2).any(|w| w[1] != w[0] + 1 && w[1] != 1),
+        "{counts:?}"
+    );
+    let again = call_ok(CALL_COUNTER, "counter()", &args);
+    assert_eq!(again, stdout(&output).lines().collect::<Vec<_>>());
+}
+
+#[test]
+fn what_the_guest_prints_stays_out_of_the_results() {
+    assert_eq!(call_ok(COMMAND, "run#run()", &[]), ["ok"]);
 }
 
 #[test]

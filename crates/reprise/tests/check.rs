@@ -78,6 +78,58 @@ fn scripts_drive_the_check() {
 }
 
 #[test]
+fn function_calls_are_checked_fresh_reused_and_under_chaos() {
+    let (ok, out) = check(&[CALL_COUNTER, "--call", "counter()", "--seed", "1"]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("verdict: depends on reuse"), "{out}");
+    assert!(
+        out.contains("first divergence: call 2 under reuse"),
+        "{out}"
+    );
+    assert!(out.contains("  reuse answered: 2\n"), "{out}");
+    assert!(out.contains("recommended hint: v1 fresh"), "{out}");
+
+    let (ok, out) = check(&[VALUES, "--call", "sum([1, 2, 3])", "--seed", "1"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("verdict: reuse-safe"), "{out}");
+    assert!(out.contains("over 12 calls"), "{out}");
+}
+
+#[test]
+fn a_command_that_runs_once_per_instance_breaks_under_reuse() {
+    let (ok, out) = check(&[COMMAND, "--call", "run#run()", "--seed", "1", "--json"]);
+    assert!(!ok, "{out}");
+    // The command prints on stdout; none of it gets into the report.
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["verdict"], "breaks under reuse");
+    assert_eq!(report["recommended_hint"], "v1 fresh");
+    let divergence = &report["first_divergence"];
+    assert_eq!(divergence["expected"], "ok");
+    let actual = divergence["actual"].as_str().unwrap();
+    assert!(actual.starts_with("failed: wasm trap"), "{actual}");
+}
+
+#[test]
+fn a_script_of_calls_drives_the_check() {
+    let script = support::scratch_path("calls.script");
+    std::fs::write(&script, "# calls\nnext()\ncounter()\n\nnext()\n").unwrap();
+    let script = script.to_str().unwrap();
+    let (ok, out) = check(&[CALL_COUNTER, "--script", script, "--seed", "1", "--json"]);
+    assert!(!ok, "{out}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["calls"], 3);
+    assert_eq!(report["first_divergence"]["call"], 2);
+    assert_eq!(report["first_divergence"]["actual"], "2");
+
+    let output = run(&["check", CALL_COUNTER]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("has no wasi:http handler"), "{stderr}");
+    assert!(stderr.contains("--call 'name(args)'"), "{stderr}");
+    assert!(stderr.contains("counter() -> u32"), "{stderr}");
+}
+
+#[test]
 fn echo_survives_chaos_chunking_exactly() {
     // P=1 perturbs every request's I/O.
     let server = Server::start(&[ECHO, "--chaos=1", "--seed", "11"]);
