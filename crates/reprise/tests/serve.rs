@@ -435,3 +435,47 @@ fn max_instances_bounds_prewarm() {
         "--prewarm 3 keeps more instances than --max-instances 2 allows",
     );
 }
+
+#[test]
+fn http2_with_prior_knowledge_is_served_on_the_same_port() {
+    let server = Server::start(&[HELLO, "--policy", "reuse"]);
+    let addr = server.addr.clone();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let answers = runtime.block_on(async move {
+        let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(connection);
+        // Two streams open at once on the one connection.
+        let mut responses = Vec::new();
+        let mut client = client.ready().await.unwrap();
+        for _ in 0..2 {
+            let request = http::Request::get(format!("http://{addr}/"))
+                .body(())
+                .unwrap();
+            let (response, _) = client.send_request(request, true).unwrap();
+            responses.push(response);
+            client = client.ready().await.unwrap();
+        }
+        let mut answers = Vec::new();
+        for response in responses {
+            let response = response.await.unwrap();
+            let status = response.status();
+            let mut body = response.into_body();
+            let mut bytes = Vec::new();
+            while let Some(chunk) = body.data().await {
+                let chunk = chunk.unwrap();
+                let _ = body.flow_control().release_capacity(chunk.len());
+                bytes.extend_from_slice(&chunk);
+            }
+            answers.push((status, String::from_utf8(bytes).unwrap()));
+        }
+        answers
+    });
+    assert_eq!(answers.len(), 2);
+    for (status, body) in answers {
+        assert_eq!(status, 200);
+        assert_eq!(body, "hello from reprise\n");
+    }
+    // HTTP/1.1 still works beside it.
+    assert_eq!(server.get("/").status, 200);
+}

@@ -1,11 +1,17 @@
 //! The hyper server loop: accept, serve, drain.
+//!
+//! Each connection speaks HTTP/1.1, or HTTP/2 when it opens with the HTTP/2
+//! preface (h2c with prior knowledge, as gRPC clients and proxies use
+//! between services): wasi:http has no version of its own, so a component
+//! serves both without knowing.
 
 use super::HttpFrontEnd;
 use http::HeaderValue;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
@@ -44,6 +50,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let graceful = GracefulShutdown::new();
+    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
     let permits = Arc::new(Semaphore::new(options.max_connections));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -72,11 +79,11 @@ pub async fn serve(
                 Ok::<_, Infallible>(front.handle(request).await)
             }
         });
-        let connection = hyper::server::conn::http1::Builder::new()
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(connection).await {
                 tracing::debug!(%peer, "connection ended with error: {e}");
             }
             drop(permit);
