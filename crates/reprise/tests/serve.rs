@@ -479,3 +479,19 @@ fn http2_with_prior_knowledge_is_served_on_the_same_port() {
     // HTTP/1.1 still works beside it.
     assert_eq!(server.get("/").status, 200);
 }
+
+#[test]
+fn components_make_outgoing_requests() {
+    let upstream = Server::start(&[HELLO]);
+    let server = Server::start(&[FETCH]);
+    let response = server.get(&format!("/?url=http://{}/x", upstream.addr));
+    assert_eq!(response.status, 200, "{}", server.stderr());
+    assert_eq!(response.body, "upstream 200: hello from reprise\n");
+    // A fetch that fails reaches the guest as its error code.
+    let response = server.get("/?url=http://127.0.0.1:1/");
+    assert_eq!(response.status, 502);
+    assert_eq!(
+        response.body,
+        "fetch failed: ErrorCode::ConnectionRefused\n"
+    );
+}
