@@ -91,6 +91,12 @@ pub struct ServeArgs {
     /// Open connections served at once; more wait in the listen backlog.
     #[arg(long, default_value_t = 1024)]
     pub max_connections: usize,
+
+    /// Close a connection whose client takes longer than this to send a
+    /// request's headers (idle keep-alive connections included); `0`
+    /// never closes one.
+    #[arg(long, value_parser = crate::units::duration, default_value = "30s")]
+    pub header_timeout: Duration,
 }
 
 /// How instances are created, reused and limited: the same flags, with the

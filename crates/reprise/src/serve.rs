@@ -75,6 +75,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         });
         let options = ServeOptions {
             max_connections: args.max_connections,
+            header_timeout: Some(args.header_timeout).filter(|t| !t.is_zero()),
             ..ServeOptions::default()
         };
         serve(listener, front, options, wait_for(stop_rx)).await?;

@@ -495,3 +495,25 @@ fn components_make_outgoing_requests() {
         "fetch failed: ErrorCode::ConnectionRefused\n"
     );
 }
+
+#[test]
+fn a_client_that_sends_no_headers_is_disconnected_after_the_header_timeout() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let server = Server::start(&[HELLO, "--header-timeout", "300ms"]);
+    // Half a request head, then nothing.
+    let mut stream = std::net::TcpStream::connect(&server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\nHo").unwrap();
+    let start = Instant::now();
+    let mut buffer = [0u8; 256];
+    let read = stream.read(&mut buffer).unwrap();
+    assert_eq!(read, 0, "expected the connection closed, got a response");
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(250), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    // A client that sends its request in time is served as usual.
+    assert_eq!(server.get("/").status, 200);
+}

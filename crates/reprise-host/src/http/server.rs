@@ -10,7 +10,7 @@ use http::HeaderValue;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
@@ -29,6 +29,11 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// How long in-flight requests may take to finish after shutdown starts.
     pub drain_timeout: Duration,
+    /// How long an HTTP/1 client may take to send a request's headers,
+    /// counted from the end of its previous response on a kept-alive
+    /// connection: a client that sends nothing, or trickles its headers,
+    /// cannot hold a connection (of `max_connections`) forever.
+    pub header_timeout: Option<Duration>,
 }
 
 impl Default for ServeOptions {
@@ -36,6 +41,7 @@ impl Default for ServeOptions {
         Self {
             max_connections: 1024,
             drain_timeout: Duration::from_secs(30),
+            header_timeout: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -50,7 +56,12 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let graceful = GracefulShutdown::new();
-    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_timeout);
+    let builder = Arc::new(builder);
     let permits = Arc::new(Semaphore::new(options.max_connections));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
