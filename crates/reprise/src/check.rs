@@ -51,16 +51,16 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let fresh = manager(Policy::Fresh)?;
     // Unbounded reuse: the check looks for what long-lived instances expose.
     let reused = manager(Policy::Reuse(ReuseBounds::default()))?;
-    let exports = (fresh.component(), &fresh.engine().engine);
+    let (component, engine) = (fresh.component(), &fresh.engine().engine);
     let script = match (&args.call, &script_text) {
-        (Some(call), _) => Script::repeated_call(call, DEFAULT_CALLS, exports.0, exports.1),
-        (None, Some(text)) => Script::parse(text, exports.0, exports.1),
+        (Some(call), _) => Script::repeated_call(call, DEFAULT_CALLS, component, engine),
+        (None, Some(text)) => Script::parse(text, component, engine),
         (None, None) if proxy_pre(&fresh).is_ok() => parse_script(DEFAULT_SCRIPT).map(Script::Http),
         (None, None) => Err(format!(
             "{} has no wasi:http handler to send requests to; name the functions to call \
              with `--call 'name(args)'` or `--script FILE` (one call per line); its functions: {}",
             args.component.display(),
-            function_list(exports.0, exports.1)
+            function_list(component, engine)
         )),
     }
     .map_err(anyhow::Error::msg)?;

@@ -16,9 +16,9 @@ use std::sync::Arc;
 /// A component read, its hint resolved against the operator's flags (and
 /// the testing mode), not yet compiled.
 pub struct Prepared {
-    pub source: Source,
+    source: Source,
     bytes: Cow<'static, [u8]>,
-    pub resolution: Resolution,
+    resolution: Resolution,
     /// The testing mode, when `--chaos` is on; its seed is printed.
     pub chaos: Option<Arc<Chaos>>,
 }
