@@ -5,6 +5,7 @@
 //! instance keeps its WASI context, resource table and memory limits across
 //! calls, exactly as the guest keeps its linear memory.
 
+use crate::guest_output::{GuestOutput, LoggedStream};
 use crate::manager::InstanceSlot;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -98,10 +99,8 @@ pub struct GuestEnvironment {
     /// Whether instances read the host's stdin (for `reprise run`; shared,
     /// so a later instance reads on where an earlier one stopped).
     pub stdin: bool,
-    /// Whether what instances print on stdout goes to the host's stderr,
-    /// leaving the host's stdout to its own output: the results `reprise
-    /// call` prints one per line, the report of `reprise check`.
-    pub stdout_to_stderr: bool,
+    /// Where what instances print goes.
+    pub output: GuestOutput,
 }
 
 /// A host directory the guest sees, read-write, under its own path.
@@ -131,12 +130,22 @@ impl InstanceState {
             limits = limits.memory_size(usize::try_from(max).unwrap_or(usize::MAX));
         }
         let mut wasi = WasiCtxBuilder::new();
-        if guest.stdout_to_stderr {
-            wasi.stdout(tokio::io::stderr());
-        } else {
-            wasi.inherit_stdout();
+        match guest.output {
+            GuestOutput::Inherit => {
+                wasi.inherit_stdout().inherit_stderr();
+            }
+            GuestOutput::Stderr => {
+                wasi.stdout(tokio::io::stderr()).inherit_stderr();
+            }
+            GuestOutput::Logs => {
+                let logged = |stream| LoggedStream {
+                    instance: id,
+                    stream,
+                };
+                wasi.stdout(logged("stdout")).stderr(logged("stderr"));
+            }
         }
-        wasi.inherit_stderr().args(&guest.args).envs(&guest.vars);
+        wasi.args(&guest.args).envs(&guest.vars);
         if guest.stdin {
             wasi.inherit_stdin();
         }

@@ -13,6 +13,7 @@ pub mod check;
 pub mod cli_run;
 pub mod component;
 pub mod engine;
+pub mod guest_output;
 pub mod http;
 pub mod init;
 pub mod instance;

@@ -1,28 +1,26 @@
 //! `reprise call`: call one exported function N times, on fresh or reused
 //! instances as the policy decides, printing each result in WAVE.
 
-use crate::cli::CallArgs;
+use crate::cli::{CallArgs, LogFormat};
+use crate::guest::guest_output;
 use crate::instances::{prepare, runtime};
 use reprise_host::component::Source;
-use reprise_host::instance::GuestEnvironment;
 use reprise_host::invoke::{call_repeatedly, parse_invocation};
 use reprise_host::serial::SerialOptions;
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-pub fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: CallArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
     let source = Source::File(args.component.clone());
     let prepared = prepare(source, &args.instances, &args.instances.reuse_flags())?;
     let options = SerialOptions {
         prewarm: args.instances.prewarm,
         chaos: prepared.chaos.clone(),
     };
-    let guest = GuestEnvironment {
-        // Whatever the guest prints stays out of the result lines.
-        stdout_to_stderr: true,
-        ..args.instances.guest.environment(Vec::new(), false)
-    };
+    // Whatever the guest prints stays out of the result lines.
+    let output = guest_output(log_format, true);
+    let guest = args.instances.guest.environment(Vec::new(), false, output);
     let manager = Arc::new(prepared.into_manager(&args.instances, guest)?);
     // Checked before any instance exists: bad input costs no instantiation.
     let invocation = parse_invocation(manager.component(), &manager.engine().engine, &args.call)?;

@@ -1,6 +1,7 @@
 //! `reprise check`: run the differential reuse report and print it.
 
-use crate::cli::CheckArgs;
+use crate::cli::{CheckArgs, LogFormat};
+use crate::guest::guest_output;
 use anyhow::Context as _;
 use reprise_host::check::{
     self, DEFAULT_CALLS, DEFAULT_SCRIPT, Report, Script, Verdict, parse_script,
@@ -8,7 +9,6 @@ use reprise_host::check::{
 use reprise_host::component::{self, Source};
 use reprise_host::engine::EngineOptions;
 use reprise_host::http::proxy_pre;
-use reprise_host::instance::GuestEnvironment;
 use reprise_host::invoke::function_list;
 use reprise_host::manager::{InstanceLimits, InstanceManager};
 use reprise_host::policy::{Policy, ReuseBounds};
@@ -16,7 +16,7 @@ use serde_json::json;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: CheckArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
     let script_text = match &args.script {
         Some(path) => Some(
             std::fs::read_to_string(path)
@@ -39,11 +39,10 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         timeout: Some(args.timeout),
         ..InstanceLimits::default()
     };
-    let guest = GuestEnvironment {
-        // Whatever the guest prints stays out of the report.
-        stdout_to_stderr: true,
-        ..args.guest.environment(Vec::new(), false)
-    };
+    // Whatever the guest prints stays out of the report.
+    let guest = args
+        .guest
+        .environment(Vec::new(), false, guest_output(log_format, true));
     let manager = |policy| {
         InstanceManager::new(engine.clone(), compiled.clone(), limits.clone(), policy)
             .map(|manager| Arc::new(manager.with_guest(guest.clone())))

@@ -3,7 +3,9 @@
 //! same syntax as `wasmtime run`. Parsed and checked when the flags are read,
 //! so a typo fails before anything is compiled.
 
+use crate::cli::LogFormat;
 use clap::Args;
+use reprise_host::guest_output::GuestOutput;
 use reprise_host::instance::{GuestEnvironment, Preopen};
 use std::path::PathBuf;
 
@@ -24,16 +26,33 @@ pub struct GuestArgs {
 }
 
 impl GuestArgs {
-    /// The environment of every instance, with `args` as its command line
-    /// and the host's stdin when `stdin` is set.
-    pub fn environment(&self, args: Vec<String>, stdin: bool) -> GuestEnvironment {
+    /// The environment of every instance, with `args` as its command line,
+    /// the host's stdin when `stdin` is set, and its output sent to
+    /// `output`.
+    pub fn environment(
+        &self,
+        args: Vec<String>,
+        stdin: bool,
+        output: GuestOutput,
+    ) -> GuestEnvironment {
         GuestEnvironment {
             args,
             vars: self.vars.clone(),
             dirs: self.dirs.clone(),
             stdin,
-            stdout_to_stderr: false,
+            output,
         }
+    }
+}
+
+/// Where a guest's output goes, for a command that writes its own results
+/// on stdout (`call`, `check`) or not (`serve`): with JSON logs, guest
+/// lines become log events, so every line on stderr is JSON.
+pub fn guest_output(log_format: LogFormat, results_on_stdout: bool) -> GuestOutput {
+    match (log_format, results_on_stdout) {
+        (LogFormat::Json, _) => GuestOutput::Logs,
+        (LogFormat::Text, true) => GuestOutput::Stderr,
+        (LogFormat::Text, false) => GuestOutput::Inherit,
     }
 }
 

@@ -29,13 +29,13 @@ fn main() -> ExitCode {
         unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
     let cli = cli::Cli::parse();
-    init_tracing();
+    init_tracing(cli.log_format);
     let result = match cli.command {
-        cli::Command::Serve(args) => serve::run(args),
+        cli::Command::Serve(args) => serve::run(args, cli.log_format),
         cli::Command::Run(args) => run::run(args),
-        cli::Command::Call(args) => call::run(args),
+        cli::Command::Call(args) => call::run(args, cli.log_format),
         cli::Command::Hint(args) => hint::run(args),
-        cli::Command::Check(args) => check::run(args),
+        cli::Command::Check(args) => check::run(args, cli.log_format),
     };
     match result {
         Ok(code) => code,
@@ -47,15 +47,17 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default: Reprise's own
-/// informational messages and everyone's warnings).
-fn init_tracing() {
+/// informational messages and everyone's warnings), as text or JSON lines.
+fn init_tracing(format: cli::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("warn,reprise=info,reprise_host=info")
     });
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match format {
+        cli::LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        cli::LogFormat::Json => logs.json().init(),
+    }
 }

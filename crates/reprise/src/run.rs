@@ -5,6 +5,7 @@ use crate::cli::RunArgs;
 use crate::instances::{prepare, runtime};
 use reprise_host::cli_run::run_repeatedly;
 use reprise_host::component::Source;
+use reprise_host::guest_output::GuestOutput;
 use reprise_host::serial::SerialOptions;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -19,7 +20,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         prewarm: args.instances.prewarm,
         chaos: prepared.chaos.clone(),
     };
-    let guest = args.instances.guest.environment(argv, true);
+    // A command's output is the command's output, whatever the log format.
+    let guest = args
+        .instances
+        .guest
+        .environment(argv, true, GuestOutput::Inherit);
     let manager = Arc::new(prepared.into_manager(&args.instances, guest)?);
     let code = runtime()?.block_on(run_repeatedly(manager, args.repeat, options, &file))?;
     // Exit statuses are one byte; a code that does not fit still fails.

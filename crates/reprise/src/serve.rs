@@ -1,7 +1,8 @@
 //! `reprise serve`: wire the engine, the instance manager and the HTTP front
 //! end together, then serve until SIGINT/SIGTERM.
 
-use crate::cli::ServeArgs;
+use crate::cli::{LogFormat, ServeArgs};
+use crate::guest::guest_output;
 use crate::instances::{prepare, runtime};
 use anyhow::Context as _;
 use reprise_host::admin::serve_admin;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
     let source = match &args.component {
         Some(path) => Source::File(path.clone()),
         None => Source::Embedded {
@@ -32,7 +33,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         isolate_by: args.isolate_by,
         chaos: prepared.chaos.clone(),
     };
-    let guest = args.instances.guest.environment(Vec::new(), false);
+    let output = guest_output(log_format, false);
+    let guest = args.instances.guest.environment(Vec::new(), false, output);
     let manager = Arc::new(prepared.into_manager(&args.instances, guest)?);
     let front = Arc::new(HttpFrontEnd::new(
         manager.clone(),

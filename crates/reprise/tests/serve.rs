@@ -517,3 +517,36 @@ fn a_client_that_sends_no_headers_is_disconnected_after_the_header_timeout() {
     // A client that sends its request in time is served as usual.
     assert_eq!(server.get("/").status, 200);
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let server = Server::start(&["--log-format", "json", TRAP, "--policy", "reuse"]);
+    assert_eq!(server.get("/trap").status, 500);
+    assert!(server.wait_for_log("request failed"));
+    let stderr = server.stderr();
+    let mut messages = Vec::new();
+    for line in stderr.lines() {
+        // The stable `listening on` line stays plain text for scripts.
+        if line.starts_with("listening on ") {
+            continue;
+        }
+        let entry: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(entry["level"].is_string(), "{line}");
+        messages.push(entry["fields"].clone());
+    }
+    let said = |what: &str| {
+        messages
+            .iter()
+            .any(|m| m["message"].as_str().unwrap().contains(what))
+    };
+    assert!(said("request failed"), "{messages:?}");
+    // The guest's own panic message, printed on its stderr, is an event
+    // naming the instance and the stream.
+    let panic = messages
+        .iter()
+        .find(|m| m["message"].as_str().unwrap().contains("trap requested"))
+        .unwrap_or_else(|| panic!("{messages:?}"));
+    assert_eq!(panic["stream"], "stderr");
+    assert!(panic["instance"].is_u64(), "{panic}");
+}
