@@ -7,6 +7,7 @@
 //! pure function of the observed runs ([`judge`]), tested without wasm.
 
 use crate::chaos::{Chaos, ChaosConfig};
+use crate::guest_output::Printed;
 use crate::http::{HttpFrontEnd, Routing};
 use crate::invoke::{Invocation, parse_invocation};
 use crate::manager::InstanceManager;
@@ -33,10 +34,7 @@ impl Script {
     /// (`METHOD /PATH`), otherwise calls in WAVE (`name(args)`), one per
     /// line, checked against `component`'s exports.
     pub fn parse(text: &str, component: &Component, engine: &Engine) -> Result<Script, String> {
-        if entries(text)
-            .next()
-            .is_some_and(|(_, line)| is_request(line))
-        {
+        if Script::sends_requests(text) {
             return parse_script(text).map(Script::Http);
         }
         let calls = entries(text)
@@ -49,6 +47,13 @@ impl Script {
             return Err("the script has no calls".to_string());
         }
         Ok(Script::Calls(calls))
+    }
+
+    /// Whether the script `text` holds HTTP requests rather than calls.
+    pub fn sends_requests(text: &str) -> bool {
+        entries(text)
+            .next()
+            .is_some_and(|(_, line)| is_request(line))
     }
 
     /// `call` (`name(args)` in WAVE), made `times` times.
@@ -151,8 +156,12 @@ pub enum Answer {
         content_type: Option<String>,
         body: Bytes,
     },
-    /// A function call's results in WAVE, or how the call failed.
-    Call(Result<String, String>),
+    /// A function call's results in WAVE, or how the call failed, and
+    /// what it printed on stdout.
+    Call {
+        result: Result<String, String>,
+        printed: String,
+    },
 }
 
 impl Answer {
@@ -160,7 +169,7 @@ impl Answer {
     pub fn failed(&self) -> bool {
         match self {
             Answer::Http { status, .. } => *status >= 500,
-            Answer::Call(result) => result.is_err(),
+            Answer::Call { result, .. } => result.is_err(),
         }
     }
 }
@@ -169,17 +178,33 @@ impl std::fmt::Display for Answer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Answer::Http { status, body, .. } => {
-                let body = String::from_utf8_lossy(body);
-                let mut shown: String = body.chars().take(120).collect();
-                if shown.len() < body.len() {
-                    shown.push('…');
-                }
-                write!(f, "{status} {shown:?}")
+                write!(
+                    f,
+                    "{status} {:?}",
+                    shortened(&String::from_utf8_lossy(body))
+                )
             }
-            Answer::Call(Ok(results)) => f.write_str(results),
-            Answer::Call(Err(failure)) => write!(f, "failed: {failure}"),
+            Answer::Call { result, printed } => {
+                match result {
+                    Ok(results) => f.write_str(results)?,
+                    Err(failure) => write!(f, "failed: {failure}")?,
+                }
+                if !printed.is_empty() {
+                    write!(f, ", printing {:?}", shortened(printed))?;
+                }
+                Ok(())
+            }
         }
     }
+}
+
+/// At most 120 characters of `text`, with `…` when there were more.
+fn shortened(text: &str) -> String {
+    let mut shown: String = text.chars().take(120).collect();
+    if shown.len() < text.len() {
+        shown.push('…');
+    }
+    shown
 }
 
 /// One call as observed: its answer, and the linear memory of the instance
@@ -262,7 +287,9 @@ async fn run_calls(
         let served = serial
             .call(async |store, funcs| {
                 let results = call.call(store, &funcs[position]).await?;
-                Ok((results, store.data().memory_bytes().load(Relaxed)))
+                let printed = store.data_mut().printed.as_mut().map(Printed::take);
+                let memory = store.data().memory_bytes().load(Relaxed);
+                Ok((results, printed.unwrap_or_default(), memory))
             })
             .await;
         let served = match served {
@@ -273,8 +300,20 @@ async fn run_calls(
             }
         };
         let (answer, memory) = match served.result {
-            Ok((results, memory)) => (Answer::Call(Ok(results)), Some(memory)),
-            Err(failure) => (Answer::Call(Err(failure.summary())), None),
+            Ok((results, printed, memory)) => (
+                Answer::Call {
+                    result: Ok(results),
+                    printed,
+                },
+                Some(memory),
+            ),
+            Err(failure) => (
+                Answer::Call {
+                    result: Err(failure.summary()),
+                    printed: String::new(),
+                },
+                None,
+            ),
         };
         observed.push(Observed {
             answer,
@@ -529,7 +568,10 @@ mod tests {
     #[test]
     fn a_call_that_traps_only_when_reused_breaks() {
         let call = |result: Result<&str, &str>, instance| Observed {
-            answer: Answer::Call(result.map(str::to_string).map_err(str::to_string)),
+            answer: Answer::Call {
+                result: result.map(str::to_string).map_err(str::to_string),
+                printed: String::new(),
+            },
             instance: Some(instance),
             memory: None,
         };

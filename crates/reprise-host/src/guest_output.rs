@@ -12,6 +12,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 /// Where a guest's output goes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -24,6 +25,43 @@ pub enum GuestOutput {
     Stderr,
     /// Each line a log event at level `info`, with the instance and stream.
     Logs,
+    /// stdout kept per instance for the host to read back after each call
+    /// ([`Printed`]), so `reprise check` can compare what calls print;
+    /// stderr as log events.
+    Captured,
+}
+
+/// The most a captured instance may print over its life; writes past it
+/// fail in the guest, as on a full pipe.
+const CAPTURE_LIMIT: usize = 16 << 20;
+
+/// What an instance printed on stdout, read back a call at a time.
+#[derive(Clone, Debug)]
+pub struct Printed {
+    pipe: MemoryOutputPipe,
+    read: usize,
+}
+
+impl Printed {
+    pub(crate) fn new() -> Self {
+        Self {
+            pipe: MemoryOutputPipe::new(CAPTURE_LIMIT),
+            read: 0,
+        }
+    }
+
+    /// The guest's stdout stream.
+    pub(crate) fn stream(&self) -> MemoryOutputPipe {
+        self.pipe.clone()
+    }
+
+    /// What was printed since the last time this was asked.
+    pub fn take(&mut self) -> String {
+        let contents = self.pipe.contents();
+        let new = contents.get(self.read..).unwrap_or_default();
+        self.read = contents.len();
+        String::from_utf8_lossy(new).into_owned()
+    }
 }
 
 /// A guest stream whose lines become log events.

@@ -5,7 +5,7 @@
 //! instance keeps its WASI context, resource table and memory limits across
 //! calls, exactly as the guest keeps its linear memory.
 
-use crate::guest_output::{GuestOutput, LoggedStream};
+use crate::guest_output::{GuestOutput, LoggedStream, Printed};
 use crate::manager::InstanceSlot;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +27,8 @@ pub struct InstanceState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     pub(crate) limits: MemoryTracker,
+    /// Its stdout, when captured ([`GuestOutput::Captured`]).
+    pub printed: Option<Printed>,
     /// Held for the instance's life; see [`InstanceSlot`].
     _slot: InstanceSlot,
 }
@@ -130,6 +132,11 @@ impl InstanceState {
             limits = limits.memory_size(usize::try_from(max).unwrap_or(usize::MAX));
         }
         let mut wasi = WasiCtxBuilder::new();
+        let logged = |stream| LoggedStream {
+            instance: id,
+            stream,
+        };
+        let mut printed = None;
         match guest.output {
             GuestOutput::Inherit => {
                 wasi.inherit_stdout().inherit_stderr();
@@ -138,11 +145,12 @@ impl InstanceState {
                 wasi.stdout(tokio::io::stderr()).inherit_stderr();
             }
             GuestOutput::Logs => {
-                let logged = |stream| LoggedStream {
-                    instance: id,
-                    stream,
-                };
                 wasi.stdout(logged("stdout")).stderr(logged("stderr"));
+            }
+            GuestOutput::Captured => {
+                let capture = Printed::new();
+                wasi.stdout(capture.stream()).stderr(logged("stderr"));
+                printed = Some(capture);
             }
         }
         wasi.args(&guest.args).envs(&guest.vars);
@@ -162,6 +170,7 @@ impl InstanceState {
                 limits: limits.build(),
                 bytes: Arc::default(),
             },
+            printed,
             _slot: slot,
         })
     }

@@ -8,6 +8,7 @@ use reprise_host::check::{
 };
 use reprise_host::component::{self, Source};
 use reprise_host::engine::EngineOptions;
+use reprise_host::guest_output::GuestOutput;
 use reprise_host::http::proxy_pre;
 use reprise_host::invoke::function_list;
 use reprise_host::manager::{InstanceLimits, InstanceManager};
@@ -39,10 +40,15 @@ pub fn run(args: CheckArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
         timeout: Some(args.timeout),
         ..InstanceLimits::default()
     };
-    // Whatever the guest prints stays out of the report.
-    let guest = args
-        .guest
-        .environment(Vec::new(), false, guest_output(log_format, true));
+    // What function calls print is part of their answer; otherwise,
+    // whatever the guest prints stays out of the report.
+    let calls = args.call.is_some()
+        || (script_text.as_deref()).is_some_and(|text| !Script::sends_requests(text));
+    let output = match calls {
+        true => GuestOutput::Captured,
+        false => guest_output(log_format, true),
+    };
+    let guest = args.guest.environment(Vec::new(), false, output);
     let manager = |policy| {
         InstanceManager::new(engine.clone(), compiled.clone(), limits.clone(), policy)
             .map(|manager| Arc::new(manager.with_guest(guest.clone())))

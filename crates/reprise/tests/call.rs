@@ -180,7 +180,8 @@ fn an_unknown_name_lists_the_available_functions() {
     let error = call_err(CALL_COUNTER, "nope()");
     assert_eq!(
         error,
-        "no export named `nope`; available: counter() -> u32, reprise:test/counter#next() -> u32"
+        "no export named `nope`; available: counter() -> u32, announce(), \
+         reprise:test/counter#next() -> u32"
     );
     let error = call_err(VALUES, "nope()");
     assert!(

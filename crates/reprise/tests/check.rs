@@ -104,9 +104,27 @@ fn a_command_that_runs_once_per_instance_breaks_under_reuse() {
     assert_eq!(report["verdict"], "breaks under reuse");
     assert_eq!(report["recommended_hint"], "v1 fresh");
     let divergence = &report["first_divergence"];
-    assert_eq!(divergence["expected"], "ok");
+    assert_eq!(
+        divergence["expected"],
+        "ok, printing \"hello from command \\n\""
+    );
     let actual = divergence["actual"].as_str().unwrap();
     assert!(actual.starts_with("failed: wasm trap"), "{actual}");
+}
+
+#[test]
+fn what_a_call_prints_is_part_of_its_answer() {
+    let (ok, out) = check(&[CALL_COUNTER, "--call", "announce()", "--seed", "1"]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("verdict: depends on reuse"), "{out}");
+    assert!(
+        out.contains("  fresh answered: (), printing \"call 1\\n\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("  reuse answered: (), printing \"call 2\\n\""),
+        "{out}"
+    );
 }
 
 #[test]
