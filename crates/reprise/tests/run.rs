@@ -97,6 +97,31 @@ fn the_fresh_hint_makes_auto_run_a_command_many_times() {
 }
 
 #[test]
+fn chaos_reuses_even_a_fresh_hinted_command_unless_told_not_to() {
+    let hinted = support::scratch_path("command-fresh-chaos.wasm");
+    let hinted = hinted.to_str().unwrap();
+    let set = run(&["hint", "set", COMMAND, "v1 fresh", "-o", hinted]);
+    assert!(set.status.success(), "{}", stderr(&set));
+    // Seed 1 lands a run on an instance that ran before within 8 runs.
+    let chaos = ["--repeat", "8", "--chaos", "--seed", "1"];
+    let output = run(&[&["run", hinted][..], &chaos].concat());
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("chaos seed: 1"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        stderr(&output).contains("which had run before"),
+        "{}",
+        stderr(&output)
+    );
+    let output = run(&[&["run", hinted, "--chaos-respect-hint"][..], &chaos].concat());
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "hello from command \n".repeat(8));
+}
+
+#[test]
 fn a_component_that_is_not_a_command_is_refused() {
     let output = run(&["run", CALL_COUNTER]);
     assert!(!output.status.success());
