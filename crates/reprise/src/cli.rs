@@ -103,6 +103,12 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 1024)]
     pub max_connections: usize,
 
+    /// After SIGINT/SIGTERM, how long in-flight requests may take to
+    /// finish before the server exits anyway (keep it below the grace
+    /// period of whatever sends the signal, e.g. Kubernetes' 30s).
+    #[arg(long, value_parser = crate::units::duration, default_value = "25s")]
+    pub drain_timeout: Duration,
+
     /// Close a connection whose client takes longer than this to send a
     /// request's headers (idle keep-alive connections included); `0`
     /// never closes one.

@@ -11,6 +11,7 @@ use reprise_host::http::{HttpFrontEnd, Routing, ServeOptions, serve};
 use reprise_host::policy::ReuseFlags;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -44,7 +45,8 @@ pub fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
     )?);
     tracing::info!("serving {source}, which exports {}", front.flavor());
 
-    runtime()?.block_on(async move {
+    let runtime = runtime()?;
+    let served = runtime.block_on(async move {
         let listener = TcpListener::bind(args.addr)
             .await
             .with_context(|| format!("cannot listen on {}", args.addr))?;
@@ -78,14 +80,22 @@ pub fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
         let options = ServeOptions {
             max_connections: args.max_connections,
             header_timeout: Some(args.header_timeout).filter(|t| !t.is_zero()),
-            ..ServeOptions::default()
+            drain_timeout: args.drain_timeout,
         };
         serve(listener, front, options, wait_for(stop_rx)).await?;
         manager.close();
         anyhow::Ok(())
-    })?;
+    });
+    // A call still running after the drain timeout (a guest in a loop that
+    // never yields, with no --timeout to stop it) must not keep the process
+    // alive: its thread is left behind as the process exits.
+    runtime.shutdown_timeout(EXIT_GRACE);
+    served?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// How long the runtime may take to wind down once serving stopped.
+const EXIT_GRACE: Duration = Duration::from_secs(1);
 
 /// Resolves once the watched flag turns true.
 async fn wait_for(mut stop: watch::Receiver<bool>) {

@@ -222,6 +222,18 @@ fn sigterm_lets_an_in_flight_request_finish() {
     assert!(status.success(), "{status:?}");
 }
 
+#[test]
+fn a_call_that_never_ends_does_not_keep_the_server_from_exiting() {
+    let server = Server::start(&[SPIN, "--drain-timeout", "300ms"]);
+    let addr = server.addr.clone();
+    // Never answered: the guest loops, and no --timeout stops it.
+    std::thread::spawn(move || ureq::get(&format!("http://{addr}/spin")).call());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let status = server.terminate_within(std::time::Duration::from_secs(10));
+    let status = status.expect("the server exits after the drain timeout");
+    assert!(status.success(), "{status:?}");
+}
+
 fn assert_one_line_error(args: &[&str], expected: &str) {
     let output = run(args);
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -40,7 +40,7 @@ impl Default for ServeOptions {
     fn default() -> Self {
         Self {
             max_connections: 1024,
-            drain_timeout: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(25),
             header_timeout: Some(Duration::from_secs(30)),
         }
     }

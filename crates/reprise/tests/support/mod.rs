@@ -174,6 +174,21 @@ impl Server {
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         self.child.wait().unwrap()
     }
+
+    /// Sends SIGTERM and waits up to `limit` for the process to exit; `None`
+    /// if it is still running then (it is killed when the server drops).
+    pub fn terminate_within(mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let start = std::time::Instant::now();
+        while start.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
 }
 
 fn http_request(method: &str, url: &str) -> ureq::http::request::Builder {
