@@ -27,6 +27,12 @@ pub enum Allocator {
 /// honoured to within one tick.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
+/// Epoch ticks a call runs between two yields to the async runtime. A guest
+/// computing for long (or forever, without `--timeout`) would otherwise hold
+/// its runtime thread, and the runtime's I/O driver with it: on a small
+/// machine every connection, and shutdown itself, could wait on it.
+pub const YIELD_TICKS: u64 = 2;
+
 /// Live instances allowed when the operator sets no limit. The pooling
 /// allocator reserves address space for each, so this is also what it
 /// reserves by default.
@@ -42,8 +48,10 @@ pub struct EngineOptions {
     /// Upper bound on one instance's linear memory, in bytes. The pool's slot
     /// size is derived from it so that the cap and the pool agree.
     pub max_memory: Option<u64>,
-    /// Whether guest code checks the epoch so calls can be interrupted. Costs
-    /// a little on every loop back-edge, so it is only on when a timeout is set.
+    /// Whether guest code checks the epoch, so calls can be interrupted
+    /// (`--timeout`) and long-running ones yield to other tasks now and then
+    /// (`serve`). Costs a little on every loop back-edge, so it is off when
+    /// neither is needed.
     pub interruptible: bool,
     /// Reuse compiled code across runs through wasmtime's on-disk cache:
     /// interpreted-language components take seconds to compile.
@@ -76,6 +84,8 @@ impl Default for EngineOptions {
 pub struct EngineHandle {
     pub engine: Engine,
     pub allocator: Allocator,
+    /// Whether compiled code checks the epoch ([`EngineOptions::interruptible`]).
+    pub interruptible: bool,
     /// Keeps the epoch ticker alive; it stops when the last handle is dropped.
     _ticker: Option<Arc<EpochTicker>>,
 }
@@ -97,6 +107,7 @@ impl EngineHandle {
                     return Ok(Self {
                         engine,
                         allocator,
+                        interruptible: options.interruptible,
                         _ticker: ticker,
                     });
                 }

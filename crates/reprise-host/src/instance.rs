@@ -29,6 +29,8 @@ pub struct InstanceState {
     pub(crate) limits: MemoryTracker,
     /// Its stdout, when captured ([`GuestOutput::Captured`]).
     pub printed: Option<Printed>,
+    /// When the current call (or the instantiation) runs out of time.
+    pub(crate) call_deadline: Option<std::time::Instant>,
     /// Held for the instance's life; see [`InstanceSlot`].
     _slot: InstanceSlot,
 }
@@ -171,6 +173,7 @@ impl InstanceState {
                 bytes: Arc::default(),
             },
             printed,
+            call_deadline: None,
             _slot: slot,
         })
     }

@@ -6,7 +6,7 @@
 //! hands out stores for what lives once per instance ([`InstanceState`]).
 
 use crate::component::one_line;
-use crate::engine::{DEFAULT_MAX_INSTANCES, EPOCH_TICK, EngineHandle};
+use crate::engine::{DEFAULT_MAX_INSTANCES, EngineHandle, YIELD_TICKS};
 use crate::init::InitExport;
 use crate::instance::{GuestEnvironment, InstanceId, InstanceState};
 use crate::linker::linker;
@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, Instance, InstancePre};
-use wasmtime::{AsContextMut, Store};
+use wasmtime::{AsContextMut, Store, UpdateDeadline};
 
 /// Limits the operator sets.
 #[derive(Clone, Debug)]
@@ -253,22 +253,27 @@ impl InstanceManager {
             .inspect_err(|e| self.instantiation_failed(id, e))?;
         let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|state| &mut state.limits);
-        if self.limits.timeout.is_some() {
-            store.epoch_deadline_trap();
+        if self.engine.interruptible {
+            // Each epoch deadline is a moment to yield, or to stop a call
+            // past its time limit.
+            store.epoch_deadline_callback(|store| match store.data().call_deadline {
+                Some(at) if Instant::now() >= at => Err(wasmtime::Trap::Interrupt.into()),
+                _ => Ok(UpdateDeadline::Yield(YIELD_TICKS)),
+            });
         }
         self.arm_deadline(&mut store);
         Ok(store)
     }
 
-    /// Restarts the per-call deadline: the next `timeout` of guest execution
-    /// in this store is allowed, then it traps with an interrupt.
+    /// Restarts the per-call deadline: guest code in this store may run for
+    /// `timeout` from now, then it traps with an interrupt.
     pub fn arm_deadline(&self, mut store: impl AsContextMut<Data = InstanceState>) {
-        if let Some(timeout) = self.limits.timeout {
-            let ticks = timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()).max(1);
-            store
-                .as_context_mut()
-                .set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        if !self.engine.interruptible {
+            return;
         }
+        let mut store = store.as_context_mut();
+        store.data_mut().call_deadline = self.limits.timeout.map(|t| Instant::now() + t);
+        store.set_epoch_deadline(YIELD_TICKS);
     }
 
     /// Creates an instance in `store` (from [`Self::new_store`]) and

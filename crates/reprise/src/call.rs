@@ -21,7 +21,7 @@ pub fn run(args: CallArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
     // Whatever the guest prints stays out of the result lines.
     let output = guest_output(log_format, true);
     let guest = args.instances.guest.environment(Vec::new(), false, output);
-    let manager = Arc::new(prepared.into_manager(&args.instances, guest)?);
+    let manager = Arc::new(prepared.into_manager(&args.instances, guest, false)?);
     // Checked before any instance exists: bad input costs no instantiation.
     let invocation = parse_invocation(manager.component(), &manager.engine().engine, &args.call)?;
     let mut stdout = std::io::stdout().lock();

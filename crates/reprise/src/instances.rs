@@ -66,11 +66,13 @@ pub fn prepare(
 
 impl Prepared {
     /// Reports the policy, then compiles the component and creates its
-    /// instance manager, whose instances see `guest`.
+    /// instance manager, whose instances see `guest`. With `concurrent`
+    /// calls (`serve`), long-running guest code yields to the others.
     pub fn into_manager(
         self,
         args: &InstanceArgs,
         guest: GuestEnvironment,
+        concurrent: bool,
     ) -> anyhow::Result<InstanceManager> {
         for note in &self.resolution.notes {
             tracing::warn!("{note}");
@@ -81,7 +83,7 @@ impl Prepared {
         }
         let engine_options = EngineOptions {
             max_memory: args.max_memory,
-            interruptible: args.timeout.is_some(),
+            interruptible: concurrent || args.timeout.is_some(),
             max_instances: args.max_instances.get(),
             ..EngineOptions::default()
         };

@@ -25,7 +25,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .instances
         .guest
         .environment(argv, true, GuestOutput::Inherit);
-    let manager = Arc::new(prepared.into_manager(&args.instances, guest)?);
+    let manager = Arc::new(prepared.into_manager(&args.instances, guest, false)?);
     let code = runtime()?.block_on(run_repeatedly(manager, args.repeat, options, &file))?;
     // Exit statuses are one byte; a code that does not fit still fails.
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))

@@ -36,7 +36,7 @@ pub fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
     };
     let output = guest_output(log_format, false);
     let guest = args.instances.guest.environment(Vec::new(), false, output);
-    let manager = Arc::new(prepared.into_manager(&args.instances, guest)?);
+    let manager = Arc::new(prepared.into_manager(&args.instances, guest, true)?);
     let front = Arc::new(HttpFrontEnd::new(
         manager.clone(),
         routing,
