@@ -22,9 +22,9 @@ pub enum Allocator {
     OnDemand,
 }
 
-/// The interval at which the engine's epoch advances when per-call timeouts
-/// are enforced. A deadline is expressed in these ticks, so a timeout is
-/// honoured to within one tick.
+/// The interval at which an interruptible engine's epoch advances. Guest
+/// code notices deadlines only at ticks, so a timeout is honoured to within
+/// [`YIELD_TICKS`] of them.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Epoch ticks a call runs between two yields to the async runtime. A guest
