@@ -14,6 +14,20 @@ fn check(args: &[&str]) -> (bool, String) {
     (output.status.success(), stdout)
 }
 
+/// Runs `reprise check ARGS`, which must find that answers depend on reuse
+/// from the second call on and recommend `v1 fresh`; its stdout.
+fn check_depends_on_reuse(args: &[&str]) -> String {
+    let (ok, out) = check(args);
+    assert!(!ok, "{out}");
+    assert!(out.contains("verdict: depends on reuse"), "{out}");
+    assert!(
+        out.contains("first divergence: call 2 under reuse"),
+        "{out}"
+    );
+    assert!(out.contains("recommended hint: v1 fresh"), "{out}");
+    out
+}
+
 #[test]
 fn stateless_component_is_reuse_safe() {
     let (ok, out) = check(&[HELLO, "--seed", "1"]);
@@ -24,13 +38,7 @@ fn stateless_component_is_reuse_safe() {
 
 #[test]
 fn counter_depends_on_reuse() {
-    let (ok, out) = check(&[COUNTER, "--seed", "1"]);
-    assert!(!ok);
-    assert!(out.contains("verdict: depends on reuse"), "{out}");
-    assert!(
-        out.contains("first divergence: call 2 under reuse"),
-        "{out}"
-    );
+    let out = check_depends_on_reuse(&[COUNTER, "--seed", "1"]);
     assert!(out.contains(r#"reuse answered: 200 "2\n""#), "{out}");
 }
 
@@ -79,15 +87,8 @@ fn scripts_drive_the_check() {
 
 #[test]
 fn function_calls_are_checked_fresh_reused_and_under_chaos() {
-    let (ok, out) = check(&[CALL_COUNTER, "--call", "counter()", "--seed", "1"]);
-    assert!(!ok, "{out}");
-    assert!(out.contains("verdict: depends on reuse"), "{out}");
-    assert!(
-        out.contains("first divergence: call 2 under reuse"),
-        "{out}"
-    );
+    let out = check_depends_on_reuse(&[CALL_COUNTER, "--call", "counter()", "--seed", "1"]);
     assert!(out.contains("  reuse answered: 2\n"), "{out}");
-    assert!(out.contains("recommended hint: v1 fresh"), "{out}");
 
     let (ok, out) = check(&[VALUES, "--call", "sum([1, 2, 3])", "--seed", "1"]);
     assert!(ok, "{out}");
@@ -114,9 +115,7 @@ fn a_command_that_runs_once_per_instance_breaks_under_reuse() {
 
 #[test]
 fn what_a_call_prints_is_part_of_its_answer() {
-    let (ok, out) = check(&[CALL_COUNTER, "--call", "announce()", "--seed", "1"]);
-    assert!(!ok, "{out}");
-    assert!(out.contains("verdict: depends on reuse"), "{out}");
+    let out = check_depends_on_reuse(&[CALL_COUNTER, "--call", "announce()", "--seed", "1"]);
     assert!(
         out.contains("  fresh answered: (), printing \"call 1\\n\""),
         "{out}"

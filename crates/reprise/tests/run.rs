@@ -79,14 +79,20 @@ fn a_second_run_on_one_instance_is_explained() {
     );
 }
 
+/// A copy of the command fixture, written to scratch file `name` with the
+/// `v1 fresh` hint; its path.
+fn fresh_hinted_command(name: &str) -> String {
+    let hinted = support::scratch_path(name).to_str().unwrap().to_owned();
+    let set = run(&["hint", "set", COMMAND, "v1 fresh", "-o", &hinted]);
+    assert!(set.status.success(), "{}", stderr(&set));
+    hinted
+}
+
 #[test]
 fn the_fresh_hint_makes_auto_run_a_command_many_times() {
     // The advice above, followed: the hinted command runs repeatedly under the default policy.
-    let hinted = support::scratch_path("command-fresh.wasm");
-    let hinted = hinted.to_str().unwrap();
-    let set = run(&["hint", "set", COMMAND, "v1 fresh", "-o", hinted]);
-    assert!(set.status.success(), "{}", stderr(&set));
-    let output = run(&["run", hinted, "--repeat", "3"]);
+    let hinted = fresh_hinted_command("command-fresh.wasm");
+    let output = run(&["run", &hinted, "--repeat", "3"]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(stdout(&output), "hello from command \n".repeat(3));
     assert!(
@@ -98,13 +104,10 @@ fn the_fresh_hint_makes_auto_run_a_command_many_times() {
 
 #[test]
 fn chaos_reuses_even_a_fresh_hinted_command_unless_told_not_to() {
-    let hinted = support::scratch_path("command-fresh-chaos.wasm");
-    let hinted = hinted.to_str().unwrap();
-    let set = run(&["hint", "set", COMMAND, "v1 fresh", "-o", hinted]);
-    assert!(set.status.success(), "{}", stderr(&set));
+    let hinted = fresh_hinted_command("command-fresh-chaos.wasm");
     // Seed 1 lands a run on an instance that ran before within 8 runs.
     let chaos = ["--repeat", "8", "--chaos", "--seed", "1"];
-    let output = run(&[&["run", hinted][..], &chaos].concat());
+    let output = run(&[&["run", &hinted][..], &chaos].concat());
     assert!(!output.status.success());
     assert!(
         stderr(&output).contains("chaos seed: 1"),
@@ -116,7 +119,7 @@ fn chaos_reuses_even_a_fresh_hinted_command_unless_told_not_to() {
         "{}",
         stderr(&output)
     );
-    let output = run(&[&["run", hinted, "--chaos-respect-hint"][..], &chaos].concat());
+    let output = run(&[&["run", &hinted, "--chaos-respect-hint"][..], &chaos].concat());
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(stdout(&output), "hello from command \n".repeat(8));
 }
