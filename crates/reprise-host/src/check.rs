@@ -63,22 +63,16 @@ impl Script {
         component: &Component,
         engine: &Engine,
     ) -> Result<Script, String> {
-        (0..times)
-            .map(|_| parse_invocation(component, engine, call).map_err(|e| e.to_string()))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Script::Calls)
+        let invocation = parse_invocation(component, engine, call).map_err(|e| e.to_string())?;
+        Ok(Script::Calls(vec![invocation; times]))
     }
 
     /// Calls the script makes per run.
-    pub fn len(&self) -> usize {
+    pub fn calls_per_run(&self) -> usize {
         match self {
             Script::Http(requests) => requests.len(),
             Script::Calls(calls) => calls.len(),
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -276,27 +270,42 @@ async fn run_calls(
     chaos: Option<Arc<Chaos>>,
     calls: &[Invocation],
 ) -> anyhow::Result<Run> {
-    let binds: Vec<Bind<Func>> = calls.iter().map(Invocation::bind).collect();
+    // Each export a new instance binds once, however often the script calls
+    // it; `slot[i]` is where call `i` finds its function.
+    let mut distinct: Vec<&Invocation> = Vec::new();
+    let slot: Vec<usize> = calls
+        .iter()
+        .map(
+            |call| match distinct.iter().position(|d| d.name == call.name) {
+                Some(index) => index,
+                None => {
+                    distinct.push(call);
+                    distinct.len() - 1
+                }
+            },
+        )
+        .collect();
+    let binds: Vec<Bind<Func>> = distinct.iter().map(|call| call.bind()).collect();
     let bind: Bind<Vec<Func>> =
         Arc::new(move |store, instance| binds.iter().map(|bind| bind(store, instance)).collect());
     let options = SerialOptions { prewarm: 0, chaos };
     let mut serial = Serial::new(manager, bind, options);
     let mut observed = Vec::with_capacity(calls.len());
-    let mut outcome = Ok(());
     for (position, call) in calls.iter().enumerate() {
         let served = serial
             .call(async |store, funcs| {
-                let results = call.call(store, &funcs[position]).await?;
+                let results = call.call(store, &funcs[slot[position]]).await?;
                 let printed = store.data_mut().printed.as_mut().map(Printed::take);
                 let memory = store.data().memory_bytes().load(Relaxed);
                 Ok((results, printed.unwrap_or_default(), memory))
             })
             .await;
+        // No instance could be created: there is nothing to compare.
         let served = match served {
             Ok(served) => served,
             Err(e) => {
-                outcome = Err(e);
-                break;
+                serial.finish().await;
+                return Err(e);
             }
         };
         let (answer, memory) = match served.result {
@@ -322,7 +331,7 @@ async fn run_calls(
         });
     }
     serial.finish().await;
-    outcome.map(|()| Run {
+    Ok(Run {
         label,
         calls: observed,
     })

@@ -25,7 +25,7 @@ use wasmtime::component::{Component, ComponentExportIndex, Func, Type, Val};
 const INTERFACE_SEPARATOR: char = '#';
 
 /// A call the user asked for, checked against the component's types.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Invocation {
     /// The export path as the user wrote it: `f` or `my:pkg/iface#f`.
     pub name: String,

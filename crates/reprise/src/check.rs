@@ -77,7 +77,7 @@ pub fn run(args: CheckArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
         eprintln!(
             "checking {} with {} calls: fresh, reuse, and chaos with seeds {}",
             args.component.display(),
-            script.len(),
+            script.calls_per_run(),
             join(&seeds)
         );
     }
@@ -93,7 +93,7 @@ pub fn run(args: CheckArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
     if args.json {
         let value = json!({
             "component": file,
-            "calls": script.len(),
+            "calls": script.calls_per_run(),
             "runs": runs.iter().map(|r| r.label.clone()).collect::<Vec<_>>(),
             "chaos_seeds": seeds,
             "verdict": report.verdict.as_str(),
