@@ -110,7 +110,8 @@ pub struct ServeArgs {
     pub drain_timeout: Duration,
 
     /// Close a connection whose client takes longer than this to send a
-    /// request's headers (idle keep-alive connections included); `0`
+    /// request's headers, counted from the connection's start or its
+    /// previous response's end (idle keep-alive connections included); `0`
     /// never closes one.
     #[arg(long, value_parser = crate::units::duration, default_value = "30s")]
     pub header_timeout: Duration,

@@ -512,20 +512,38 @@ fn components_make_outgoing_requests() {
 fn a_client_that_sends_no_headers_is_disconnected_after_the_header_timeout() {
     use std::io::{Read, Write};
     use std::time::{Duration, Instant};
-    let server = Server::start(&[HELLO, "--header-timeout", "300ms"]);
+    let server = Server::start(&[SPIN, "--header-timeout", "300ms", "--timeout", "1s"]);
+    let connect = || {
+        let stream = std::net::TcpStream::connect(&server.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+    };
+    // Reads until the server closes; returns what it sent and how long
+    // that took.
+    let read_to_close = |stream: &mut std::net::TcpStream| {
+        let start = Instant::now();
+        let mut received = Vec::new();
+        stream.read_to_end(&mut received).unwrap();
+        (String::from_utf8_lossy(&received).into_owned(), start.elapsed())
+    };
     // Half a request head, then nothing.
-    let mut stream = std::net::TcpStream::connect(&server.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream.write_all(b"GET / HTTP/1.1\r\nHo").unwrap();
-    let start = Instant::now();
-    let mut buffer = [0u8; 256];
-    let read = stream.read(&mut buffer).unwrap();
-    assert_eq!(read, 0, "expected the connection closed, got a response");
-    let waited = start.elapsed();
+    let mut trickling = connect();
+    trickling.write_all(b"GET / HTTP/1.1\r\nHo").unwrap();
+    let (received, waited) = read_to_close(&mut trickling);
+    assert_eq!(received, "", "expected the connection closed, got a response");
     assert!(waited >= Duration::from_millis(250), "{waited:?}");
     assert!(waited < Duration::from_secs(5), "{waited:?}");
+    // A request that takes longer than the header timeout is not cut off:
+    // it gets its answer (here the call's own timeout), and its kept-alive
+    // connection is closed only once it has been idle for the header timeout.
+    let mut slow = connect();
+    slow.write_all(b"GET /spin HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let (received, waited) = read_to_close(&mut slow);
+    assert!(received.starts_with("HTTP/1.1 504"), "{received}");
+    assert!(waited >= Duration::from_millis(1250), "{waited:?}");
+    assert!(waited < Duration::from_secs(8), "{waited:?}");
     // A client that sends its request in time is served as usual.
     assert_eq!(server.get("/").status, 200);
 }

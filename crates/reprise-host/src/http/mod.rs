@@ -2,6 +2,7 @@
 
 mod direct;
 mod dispatch;
+mod idle;
 mod perturb;
 mod route;
 mod server;

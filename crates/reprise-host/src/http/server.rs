@@ -6,11 +6,12 @@
 //! serves both without knowing.
 
 use super::HttpFrontEnd;
+use super::idle::{Activity, Tracked};
 use http::HeaderValue;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
@@ -29,10 +30,11 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// How long in-flight requests may take to finish after shutdown starts.
     pub drain_timeout: Duration,
-    /// How long an HTTP/1 client may take to send a request's headers,
-    /// counted from the end of its previous response on a kept-alive
-    /// connection: a client that sends nothing, or trickles its headers,
-    /// cannot hold a connection (of `max_connections`) forever.
+    /// How long a client may take to start a request: counted from the
+    /// connection's start or the end of its previous response, and closed
+    /// between 1 and 1.25 times this later. A client that sends nothing, or
+    /// trickles its headers, cannot hold a connection (of
+    /// `max_connections`) forever.
     pub header_timeout: Option<Duration>,
 }
 
@@ -57,10 +59,8 @@ pub async fn serve(
     let local = listener.local_addr()?;
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(options.header_timeout);
+    // `idle` keeps the time instead, for HTTP/1 and HTTP/2 alike.
+    builder.http1().header_read_timeout(None);
     let builder = Arc::new(builder);
     let permits = Arc::new(Semaphore::new(options.max_connections));
     let mut shutdown = std::pin::pin!(shutdown);
@@ -83,19 +83,35 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let front = front.clone();
-        let service = service_fn(move |request: http::Request<Incoming>| {
-            let front = front.clone();
-            async move {
-                let request = adapt_request(request, local);
-                Ok::<_, Infallible>(front.handle(request).await)
+        let activity = Arc::new(Activity::default());
+        let service = service_fn({
+            let activity = activity.clone();
+            move |request: http::Request<Incoming>| {
+                let in_flight = activity.start();
+                let front = front.clone();
+                async move {
+                    let request = adapt_request(request, local);
+                    let response = front.handle(request).await;
+                    Ok::<_, Infallible>(response.map(|body| Tracked::new(body, in_flight)))
+                }
             }
         });
         let watcher = graceful.watcher();
         let builder = builder.clone();
+        let header_timeout = options.header_timeout;
         tokio::spawn(async move {
             let connection = builder.serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(connection).await {
-                tracing::debug!(%peer, "connection ended with error: {e}");
+            let quiet = async {
+                match header_timeout {
+                    Some(timeout) => activity.quiet_for(timeout).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                served = watcher.watch(connection) => if let Err(e) = served {
+                    tracing::debug!(%peer, "connection ended with error: {e}");
+                },
+                () = quiet => tracing::debug!(%peer, "closing a connection that sent no request within the header timeout"),
             }
             drop(permit);
         });

@@ -1,0 +1,153 @@
+//! Closing connections whose clients send no request in time.
+//!
+//! A client that connects and stays silent, trickles a request head, or
+//! keeps an idle connection open would otherwise hold one of the server's
+//! `max_connections` forever. hyper's own `header_read_timeout` guards
+//! HTTP/1 only, and arms a fresh timer for every request: a boxed sleep
+//! registered with the runtime's timer wheel and removed again once the head
+//! arrives, about 5% of a reused hello-world request's CPU. Here a
+//! connection instead counts what happens on it (a request starts, a
+//! response ends) with two atomics, and one timer per connection looks at
+//! the count a few times per timeout: HTTP/1 and HTTP/2 alike, at no cost
+//! per request.
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// What has happened on one connection, shared by its requests.
+#[derive(Default)]
+pub(super) struct Activity {
+    /// Requests started and responses ended, ever.
+    events: AtomicU64,
+    /// Requests whose response has not ended yet.
+    in_flight: AtomicUsize,
+}
+
+impl Activity {
+    /// A request starts; it stays in flight until the returned guard drops
+    /// (with its response body, once hyper has sent it or given up).
+    pub(super) fn start(self: &Arc<Self>) -> InFlight {
+        self.events.fetch_add(1, Relaxed);
+        self.in_flight.fetch_add(1, Relaxed);
+        InFlight(self.clone())
+    }
+
+    /// Resolves once nothing happened on the connection for `timeout` while
+    /// no request was in flight: between `timeout` and 1.25 × `timeout`
+    /// after its last event.
+    pub(super) async fn quiet_for(&self, timeout: Duration) {
+        const LOOKS: u32 = 4;
+        let mut seen = self.events.load(Relaxed);
+        let mut quiet_looks = 0;
+        let mut ticks = tokio::time::interval(timeout / LOOKS);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            let events = self.events.load(Relaxed);
+            if events != seen || self.in_flight.load(Relaxed) > 0 {
+                seen = events;
+                quiet_looks = 0;
+                continue;
+            }
+            quiet_looks += 1;
+            if quiet_looks == LOOKS {
+                return;
+            }
+        }
+    }
+}
+
+/// A request in flight; its drop is the response's end.
+pub(super) struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Relaxed);
+        self.0.events.fetch_add(1, Relaxed);
+    }
+}
+
+/// A response body that keeps its request in flight until it is dropped.
+pub(super) struct Tracked<B> {
+    body: B,
+    _in_flight: InFlight,
+}
+
+impl<B> Tracked<B> {
+    pub(super) fn new(body: B, in_flight: InFlight) -> Self {
+        Self {
+            body,
+            _in_flight: in_flight,
+        }
+    }
+}
+
+impl<B: Body<Data = Bytes> + Unpin> Body for Tracked<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_connection_is_quiet_after_the_timeout() {
+        let activity = Activity::default();
+        let start = tokio::time::Instant::now();
+        activity.quiet_for(Duration::from_secs(30)).await;
+        let waited = start.elapsed();
+        assert!(waited >= Duration::from_secs(30), "{waited:?}");
+        assert!(waited <= Duration::from_millis(37_500), "{waited:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_in_flight_keeps_the_connection_open() {
+        let activity = Arc::new(Activity::default());
+        let request = activity.start();
+        let quiet = activity.quiet_for(Duration::from_secs(1));
+        tokio::pin!(quiet);
+        // Much longer than the timeout: the request is still being served.
+        let outcome = tokio::time::timeout(Duration::from_secs(60), &mut quiet).await;
+        assert!(outcome.is_err(), "closed while a request was in flight");
+        let ended = tokio::time::Instant::now();
+        drop(request);
+        quiet.await;
+        let waited = ended.elapsed();
+        assert!(waited >= Duration::from_secs(1), "{waited:?}");
+        assert!(waited <= Duration::from_millis(1_500), "{waited:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_request_restarts_the_timeout() {
+        let activity = Arc::new(Activity::default());
+        let quiet = activity.quiet_for(Duration::from_secs(1));
+        tokio::pin!(quiet);
+        for _ in 0..20 {
+            let slept = tokio::time::timeout(Duration::from_millis(800), &mut quiet).await;
+            assert!(slept.is_err(), "closed although requests kept coming");
+            drop(activity.start());
+        }
+    }
+}
