@@ -238,6 +238,7 @@ fn run(args: &Args) -> anyhow::Result<Report> {
                 command,
                 load,
                 first_request: running.first_request,
+                rounds_per_sec: Vec::new(),
             });
         }
     }

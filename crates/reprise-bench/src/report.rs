@@ -20,6 +20,9 @@ pub struct Measurement {
     pub command: String,
     pub load: LoadResult,
     pub first_request: Duration,
+    /// Requests per second of every run of the scenario, slowest first
+    /// (filled in by [`median`]): how far one machine's runs spread.
+    pub rounds_per_sec: Vec<f64>,
 }
 
 /// A ratio with a target, computed from two measurements.
@@ -116,19 +119,22 @@ const TARGETS: &[(&str, &str, &str, &str, Quantity, f64)] = &[
     ),
 ];
 
-/// The ratios whose two measurements are both present.
 /// One scenario's median run by throughput, with the median first-request
-/// latency of all its runs (the two vary independently); `None` for no runs.
+/// latency of all its runs (the two vary independently) and every run's
+/// throughput; `None` for no runs.
 pub fn median(mut runs: Vec<Measurement>) -> Option<Measurement> {
     let mut firsts: Vec<Duration> = runs.iter().map(|m| m.first_request).collect();
     firsts.sort();
     runs.sort_by(|a, b| a.load.requests_per_sec.total_cmp(&b.load.requests_per_sec));
+    let all = runs.iter().map(|m| m.load.requests_per_sec).collect();
     let middle = runs.len().checked_sub(1)? / 2;
     let mut median = runs.swap_remove(middle);
     median.first_request = firsts[middle];
+    median.rounds_per_sec = all;
     Some(median)
 }
 
+/// The ratios whose two measurements are both present.
 pub fn ratios(measurements: &[Measurement]) -> Vec<Ratio> {
     let find = |name: &str| measurements.iter().find(|m| m.name == name);
     TARGETS
@@ -189,14 +195,16 @@ impl Report {
             "- load: `{}` over loopback; each figure is the median of {} interleaved rounds\n",
             self.load, self.rounds
         );
-        out.push_str("| scenario | req/s | p50 | p99 | errors | first request |\n");
-        out.push_str("|---|---:|---:|---:|---:|---:|\n");
+        out.push_str("| scenario | req/s | runs (req/s) | p50 | p99 | errors | first request |\n");
+        out.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
         for m in &self.measurements {
+            let runs: Vec<String> = m.rounds_per_sec.iter().map(|r| format!("{r:.0}")).collect();
             let _ = writeln!(
                 out,
-                "| {} | {:.0} | {} | {} | {} | {} |",
+                "| {} | {:.0} | {} | {} | {} | {} | {} |",
                 m.name,
                 m.load.requests_per_sec,
+                runs.join(", "),
                 human(m.load.p50),
                 human(m.load.p99),
                 m.load.errors,
@@ -237,6 +245,7 @@ impl Report {
                     m.name.clone(),
                     json!({
                         "requests_per_sec": m.load.requests_per_sec,
+                        "requests_per_sec_runs": m.rounds_per_sec,
                         "p50_us": micros(m.load.p50),
                         "p99_us": micros(m.load.p99),
                         "requests": m.load.requests,
@@ -290,6 +299,7 @@ mod tests {
                 errors: 0,
             },
             first_request: Duration::from_millis(first_ms),
+            rounds_per_sec: Vec::new(),
         }
     }
 
@@ -325,6 +335,26 @@ mod tests {
         .unwrap();
         assert_eq!(median.load.requests_per_sec, 200.0);
         assert_eq!(median.first_request, Duration::from_millis(5));
+        // Every run stays on record, so the snapshot shows the spread.
+        assert_eq!(median.rounds_per_sec, [100.0, 200.0, 300.0]);
+        let report = Report {
+            date: "2026-11-26".into(),
+            machine: "test".into(),
+            load: "wrk".into(),
+            rounds: 3,
+            measurements: vec![median],
+            instantiation: vec![],
+            ratios: vec![],
+        };
+        assert!(
+            report.to_markdown().contains("| hello/native | 200 | 100, 200, 300 |"),
+            "{}",
+            report.to_markdown()
+        );
+        assert_eq!(
+            report.to_json()["scenarios"]["hello/native"]["requests_per_sec_runs"],
+            json!([100.0, 200.0, 300.0])
+        );
         assert!(super::median(vec![]).is_none());
     }
 
