@@ -347,7 +347,9 @@ mod tests {
             ratios: vec![],
         };
         assert!(
-            report.to_markdown().contains("| hello/native | 200 | 100, 200, 300 |"),
+            report
+                .to_markdown()
+                .contains("| hello/native | 200 | 100, 200, 300 |"),
             "{}",
             report.to_markdown()
         );

@@ -8,8 +8,8 @@
 use crate::guest_output::{GuestOutput, LoggedStream, Printed};
 use crate::manager::InstanceSlot;
 use std::path::PathBuf;
-use std::sync::{Arc, LazyLock};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, LazyLock};
 use wasmtime::component::ResourceTable;
 use wasmtime::error::Context as _;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};

@@ -493,6 +493,41 @@ fn http2_with_prior_knowledge_is_served_on_the_same_port() {
 }
 
 #[test]
+fn an_idle_http2_connection_is_sent_goaway_after_the_header_timeout() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let server = Server::start(&[HELLO, "--header-timeout", "300ms"]);
+    let mut stream = std::net::TcpStream::connect(&server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // The HTTP/2 preface and an empty SETTINGS frame, then nothing.
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .unwrap();
+    stream.write_all(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]).unwrap();
+    let start = Instant::now();
+    let mut received = Vec::new();
+    stream.read_to_end(&mut received).unwrap();
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(250), "{waited:?}");
+    // Frame types the server sent before closing: 9-byte headers, the
+    // length in the first three bytes, the type in the fourth.
+    let mut types = Vec::new();
+    let mut rest = &received[..];
+    while rest.len() >= 9 {
+        let length = usize::from(rest[0]) << 16 | usize::from(rest[1]) << 8 | usize::from(rest[2]);
+        types.push(rest[3]);
+        rest = &rest[(9 + length).min(rest.len())..];
+    }
+    const GOAWAY: u8 = 0x7;
+    assert!(
+        types.contains(&GOAWAY),
+        "closed without a GOAWAY; frames: {types:?}"
+    );
+}
+
+#[test]
 fn components_make_outgoing_requests() {
     let upstream = Server::start(&[HELLO]);
     let server = Server::start(&[FETCH]);
@@ -526,20 +561,27 @@ fn a_client_that_sends_no_headers_is_disconnected_after_the_header_timeout() {
         let start = Instant::now();
         let mut received = Vec::new();
         stream.read_to_end(&mut received).unwrap();
-        (String::from_utf8_lossy(&received).into_owned(), start.elapsed())
+        (
+            String::from_utf8_lossy(&received).into_owned(),
+            start.elapsed(),
+        )
     };
     // Half a request head, then nothing.
     let mut trickling = connect();
     trickling.write_all(b"GET / HTTP/1.1\r\nHo").unwrap();
     let (received, waited) = read_to_close(&mut trickling);
-    assert_eq!(received, "", "expected the connection closed, got a response");
+    assert_eq!(
+        received, "",
+        "expected the connection closed, got a response"
+    );
     assert!(waited >= Duration::from_millis(250), "{waited:?}");
     assert!(waited < Duration::from_secs(5), "{waited:?}");
     // A request that takes longer than the header timeout is not cut off:
     // it gets its answer (here the call's own timeout), and its kept-alive
     // connection is closed only once it has been idle for the header timeout.
     let mut slow = connect();
-    slow.write_all(b"GET /spin HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    slow.write_all(b"GET /spin HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let (received, waited) = read_to_close(&mut slow);
     assert!(received.starts_with("HTTP/1.1 504"), "{received}");
     assert!(waited >= Duration::from_millis(1250), "{waited:?}");

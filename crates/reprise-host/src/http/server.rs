@@ -13,14 +13,15 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
+use tokio_util::task::TaskTracker;
 
 /// Connection-level settings of the server.
 #[derive(Clone, Debug)]
@@ -57,7 +58,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
-    let graceful = GracefulShutdown::new();
+    let connections = TaskTracker::new();
+    let (stop, stopping) = watch::channel(false);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // `idle` keeps the time instead, for HTTP/1 and HTTP/2 alike.
     builder.http1().header_read_timeout(None);
@@ -96,36 +98,63 @@ pub async fn serve(
                 }
             }
         });
-        let watcher = graceful.watcher();
         let builder = builder.clone();
         let header_timeout = options.header_timeout;
-        tokio::spawn(async move {
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            let quiet = async {
+        let mut stopping = stopping.clone();
+        connections.spawn(async move {
+            let mut connection = pin!(builder.serve_connection(TokioIo::new(stream), service));
+            let mut quiet = pin!(async {
                 match header_timeout {
                     Some(timeout) => activity.quiet_for(timeout).await,
                     None => std::future::pending().await,
                 }
+            });
+            let mut stopped = pin!(async move {
+                // Dropped at once: the guard it returns is not `Send`.
+                let _ = stopping.wait_for(|stop| *stop).await;
+            });
+            // A connection asked to close finishes its response in flight;
+            // then HTTP/1 closes, and HTTP/2 sends a GOAWAY first so that
+            // the client knows no further stream will be served.
+            let served = tokio::select! {
+                served = connection.as_mut() => Some(served),
+                () = quiet.as_mut() => {
+                    tracing::debug!(%peer, "closing a connection that sent no request within the header timeout");
+                    connection.as_mut().graceful_shutdown();
+                    // A client still trickling a request head is not
+                    // waited for.
+                    tokio::time::timeout(CLOSE_GRACE, connection.as_mut()).await.ok()
+                }
+                () = stopped.as_mut() => {
+                    connection.as_mut().graceful_shutdown();
+                    tokio::select! {
+                        served = connection.as_mut() => Some(served),
+                        () = quiet.as_mut() => None,
+                    }
+                }
             };
-            tokio::select! {
-                served = watcher.watch(connection) => if let Err(e) = served {
-                    tracing::debug!(%peer, "connection ended with error: {e}");
-                },
-                () = quiet => tracing::debug!(%peer, "closing a connection that sent no request within the header timeout"),
+            if let Some(Err(e)) = served {
+                tracing::debug!(%peer, "connection ended with error: {e}");
             }
             drop(permit);
         });
     }
     drop(listener);
     tracing::info!("shutting down: draining in-flight requests");
+    let _ = stop.send(true);
+    connections.close();
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = connections.wait() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(options.drain_timeout) => {
             tracing::warn!("drain timeout elapsed; closing remaining connections")
         }
     }
     Ok(())
 }
+
+/// How long a connection closed for sending no request may take to say
+/// goodbye (an HTTP/2 GOAWAY) before it is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Gives the request the body type wasi:http expects, and an authority:
 /// components may read it, and HTTP/1.0 clients may send no `Host`.
