@@ -16,7 +16,7 @@ use hyper_util::server::conn::auto;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -102,39 +102,27 @@ pub async fn serve(
         let header_timeout = options.header_timeout;
         let mut stopping = stopping.clone();
         connections.spawn(async move {
-            let mut connection = pin!(builder.serve_connection(TokioIo::new(stream), service));
-            let mut quiet = pin!(async {
+            let connection = pin!(builder.serve_connection(TokioIo::new(stream), service));
+            let quiet = async {
                 match header_timeout {
                     Some(timeout) => activity.quiet_for(timeout).await,
                     None => std::future::pending().await,
                 }
-            });
-            let mut stopped = pin!(async move {
+            };
+            let stopped = async move {
                 // Dropped at once: the guard it returns is not `Send`.
                 let _ = stopping.wait_for(|stop| *stop).await;
-            });
-            // A connection asked to close finishes its response in flight;
-            // then HTTP/1 closes, and HTTP/2 sends a GOAWAY first so that
-            // the client knows no further stream will be served.
-            let served = tokio::select! {
-                served = connection.as_mut() => Some(served),
-                () = quiet.as_mut() => {
-                    tracing::debug!(%peer, "closing a connection that sent no request within the header timeout");
-                    connection.as_mut().graceful_shutdown();
-                    // A client still trickling a request head is not
-                    // waited for.
-                    tokio::time::timeout(CLOSE_GRACE, connection.as_mut()).await.ok()
-                }
-                () = stopped.as_mut() => {
-                    connection.as_mut().graceful_shutdown();
-                    tokio::select! {
-                        served = connection.as_mut() => Some(served),
-                        () = quiet.as_mut() => None,
-                    }
-                }
             };
-            if let Some(Err(e)) = served {
-                tracing::debug!(%peer, "connection ended with error: {e}");
+            let close = |connection: Pin<&mut _>| auto::Connection::graceful_shutdown(connection);
+            match drive(connection, close, quiet, stopped).await {
+                Ended::Served(Err(e)) => {
+                    tracing::debug!(%peer, "connection ended with error: {e}")
+                }
+                Ended::Served(Ok(())) => {}
+                Ended::Quiet => tracing::debug!(
+                    %peer,
+                    "closed a connection that sent no request within the header timeout"
+                ),
             }
             drop(permit);
         });
@@ -156,6 +144,49 @@ pub async fn serve(
 /// goodbye (an HTTP/2 GOAWAY) before it is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
+/// How a connection's life ended.
+#[derive(Debug)]
+enum Ended<T> {
+    /// The connection finished by itself or after being asked to close.
+    Served(T),
+    /// It was dropped: quiet for the header timeout, and then deaf to the
+    /// request to close (a client still trickling a request head).
+    Quiet,
+}
+
+/// Drives `connection` to its end. When `quiet` resolves first (the client
+/// started no request in time) or `stopped` does (the server shuts down),
+/// `close` asks it to finish gracefully: the response in flight is sent,
+/// then HTTP/1 closes, and HTTP/2 sends a GOAWAY first so the client knows
+/// no further stream will be served. A quiet connection gets [`CLOSE_GRACE`]
+/// for that; a stopping one as long as it keeps serving (the server's drain
+/// timeout bounds it), unless it goes quiet.
+async fn drive<C: Future>(
+    mut connection: Pin<&mut C>,
+    close: impl Fn(Pin<&mut C>),
+    quiet: impl Future<Output = ()>,
+    stopped: impl Future<Output = ()>,
+) -> Ended<C::Output> {
+    let mut quiet = pin!(quiet);
+    tokio::select! {
+        served = connection.as_mut() => Ended::Served(served),
+        () = quiet.as_mut() => {
+            close(connection.as_mut());
+            match tokio::time::timeout(CLOSE_GRACE, connection).await {
+                Ok(served) => Ended::Served(served),
+                Err(_) => Ended::Quiet,
+            }
+        }
+        () = stopped => {
+            close(connection.as_mut());
+            tokio::select! {
+                served = connection => Ended::Served(served),
+                () = quiet => Ended::Quiet,
+            }
+        }
+    }
+}
+
 /// Gives the request the body type wasi:http expects, and an authority:
 /// components may read it, and HTTP/1.0 clients may send no `Host`.
 fn adapt_request(
@@ -171,4 +202,88 @@ fn adapt_request(
     }
     let body = body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync();
     http::Request::from_parts(parts, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+
+    /// A connection that ends `after` the request to close it, or never.
+    async fn connection(asked: &AtomicBool, after: Option<Duration>) -> &'static str {
+        while !asked.load(SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        match after {
+            Some(after) => tokio::time::sleep(after).await,
+            None => std::future::pending().await,
+        }
+        "closed"
+    }
+
+    fn at(duration: Duration) -> tokio::time::Sleep {
+        tokio::time::sleep(duration)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_connection_is_asked_to_close_then_dropped_if_deaf() {
+        let asked = AtomicBool::new(false);
+        let close = |_: Pin<&mut _>| asked.store(true, SeqCst);
+        // Closes when asked (an idle keep-alive connection).
+        let polite = pin!(connection(&asked, Some(Duration::from_millis(5))));
+        let ended = drive(
+            polite,
+            close,
+            at(Duration::from_secs(1)),
+            std::future::pending(),
+        )
+        .await;
+        assert!(matches!(ended, Ended::Served("closed")), "{ended:?}");
+        // Never closes (a request head still trickling in).
+        asked.store(false, SeqCst);
+        let start = tokio::time::Instant::now();
+        let deaf = pin!(connection(&asked, None));
+        let ended = drive(
+            deaf,
+            close,
+            at(Duration::from_secs(1)),
+            std::future::pending(),
+        )
+        .await;
+        assert!(matches!(ended, Ended::Quiet), "{ended:?}");
+        assert!(asked.load(SeqCst));
+        assert_eq!(start.elapsed(), Duration::from_secs(1) + CLOSE_GRACE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stopping_server_lets_a_busy_connection_finish() {
+        let asked = AtomicBool::new(false);
+        let close = |_: Pin<&mut _>| asked.store(true, SeqCst);
+        // Its response takes far longer than the close grace.
+        let busy = pin!(connection(&asked, Some(Duration::from_secs(20))));
+        let ended = drive(
+            busy,
+            close,
+            std::future::pending(),
+            at(Duration::from_secs(1)),
+        )
+        .await;
+        assert!(matches!(ended, Ended::Served("closed")), "{ended:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_left_alone_is_not_asked_to_close() {
+        let asked = AtomicBool::new(false);
+        let close = |_: Pin<&mut _>| asked.store(true, SeqCst);
+        let served = pin!(async { "served" });
+        let ended = drive(
+            served,
+            close,
+            at(Duration::from_secs(1)),
+            at(Duration::from_secs(1)),
+        )
+        .await;
+        assert!(matches!(ended, Ended::Served("served")), "{ended:?}");
+        assert!(!asked.load(SeqCst));
+    }
 }
