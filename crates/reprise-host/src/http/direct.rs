@@ -4,10 +4,11 @@
 //! A p2 `incoming-handler.handle` call occupies its whole instance, so there
 //! is nothing to schedule inside an instance: the request's task takes an
 //! idle instance (or a warm or new one), calls the export, and gives hyper
-//! the response as soon as the guest sets it. A guest usually writes its
-//! body after that, each flush waiting for hyper to take the bytes, so the
-//! rest of the call finishes on a task of its own, which parks the instance
-//! for the next request. This
+//! the response as soon as the guest sets it. A guest writes its body after
+//! that: a small one fits the channel to hyper and the call has returned by
+//! the time the response goes out, while a call still writing (each flush
+//! waiting for hyper to take the bytes) finishes on a task of its own, which
+//! parks the instance for the next request. This
 //! skips `ProxyHandler`'s hop to a worker task and back and its
 //! `run_concurrent` event loop, which is what lets p2 components run on an
 //! engine without concurrency support (see `component::load`). The policy,
