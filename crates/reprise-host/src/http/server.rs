@@ -221,35 +221,39 @@ mod tests {
         "closed"
     }
 
-    fn at(duration: Duration) -> tokio::time::Sleep {
-        tokio::time::sleep(duration)
+    /// A moment that comes after `delay`, or never.
+    async fn at(delay: Option<Duration>) {
+        match delay {
+            Some(delay) => tokio::time::sleep(delay).await,
+            None => std::future::pending().await,
+        }
     }
+
+    /// Drives a test connection that ends `after` it is asked to close (or
+    /// never), going quiet at `quiet` and the server stopping at `stop`.
+    async fn drive_one(
+        asked: &AtomicBool,
+        after: Option<Duration>,
+        quiet: Option<Duration>,
+        stop: Option<Duration>,
+    ) -> Ended<&'static str> {
+        asked.store(false, SeqCst);
+        let close = |_: Pin<&mut _>| asked.store(true, SeqCst);
+        drive(pin!(connection(asked, after)), close, at(quiet), at(stop)).await
+    }
+
+    const SECOND: Option<Duration> = Some(Duration::from_secs(1));
 
     #[tokio::test(start_paused = true)]
     async fn a_quiet_connection_is_asked_to_close_then_dropped_if_deaf() {
         let asked = AtomicBool::new(false);
-        let close = |_: Pin<&mut _>| asked.store(true, SeqCst);
         // Closes when asked (an idle keep-alive connection).
-        let polite = pin!(connection(&asked, Some(Duration::from_millis(5))));
-        let ended = drive(
-            polite,
-            close,
-            at(Duration::from_secs(1)),
-            std::future::pending(),
-        )
-        .await;
+        let polite = Some(Duration::from_millis(5));
+        let ended = drive_one(&asked, polite, SECOND, None).await;
         assert!(matches!(ended, Ended::Served("closed")), "{ended:?}");
         // Never closes (a request head still trickling in).
-        asked.store(false, SeqCst);
         let start = tokio::time::Instant::now();
-        let deaf = pin!(connection(&asked, None));
-        let ended = drive(
-            deaf,
-            close,
-            at(Duration::from_secs(1)),
-            std::future::pending(),
-        )
-        .await;
+        let ended = drive_one(&asked, None, SECOND, None).await;
         assert!(matches!(ended, Ended::Quiet), "{ended:?}");
         assert!(asked.load(SeqCst));
         assert_eq!(start.elapsed(), Duration::from_secs(1) + CLOSE_GRACE);
@@ -258,16 +262,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_stopping_server_lets_a_busy_connection_finish() {
         let asked = AtomicBool::new(false);
-        let close = |_: Pin<&mut _>| asked.store(true, SeqCst);
         // Its response takes far longer than the close grace.
-        let busy = pin!(connection(&asked, Some(Duration::from_secs(20))));
-        let ended = drive(
-            busy,
-            close,
-            std::future::pending(),
-            at(Duration::from_secs(1)),
-        )
-        .await;
+        let busy = Some(Duration::from_secs(20));
+        let ended = drive_one(&asked, busy, None, SECOND).await;
         assert!(matches!(ended, Ended::Served("closed")), "{ended:?}");
     }
 
@@ -276,13 +273,7 @@ mod tests {
         let asked = AtomicBool::new(false);
         let close = |_: Pin<&mut _>| asked.store(true, SeqCst);
         let served = pin!(async { "served" });
-        let ended = drive(
-            served,
-            close,
-            at(Duration::from_secs(1)),
-            at(Duration::from_secs(1)),
-        )
-        .await;
+        let ended = drive(served, close, at(SECOND), at(SECOND)).await;
         assert!(matches!(ended, Ended::Served("served")), "{ended:?}");
         assert!(!asked.load(SeqCst));
     }
