@@ -31,11 +31,11 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// How long in-flight requests may take to finish after shutdown starts.
     pub drain_timeout: Duration,
-    /// How long a client may take to start a request: counted from the
-    /// connection's start or the end of its previous response, and closed
-    /// between 1 and 1.25 times this later. A client that sends nothing, or
-    /// trickles its headers, cannot hold a connection (of
-    /// `max_connections`) forever.
+    /// How long a client may take to start a request, counted from the
+    /// connection's start or the end of its previous response; a
+    /// connection that starts none is closed between 1 and 1.25 times this
+    /// later. So a client that sends nothing, or trickles its headers,
+    /// cannot hold a connection (of `max_connections`) forever.
     pub header_timeout: Option<Duration>,
 }
 
