@@ -39,16 +39,6 @@ pub struct ServeOptions {
     pub header_timeout: Option<Duration>,
 }
 
-impl Default for ServeOptions {
-    fn default() -> Self {
-        Self {
-            max_connections: 1024,
-            drain_timeout: Duration::from_secs(25),
-            header_timeout: Some(Duration::from_secs(30)),
-        }
-    }
-}
-
 /// Serves `front` on `listener` until `shutdown` resolves, then stops
 /// accepting and lets in-flight requests finish (up to the drain timeout).
 pub async fn serve(
