@@ -6,7 +6,6 @@ use crate::guest::guest_output;
 use crate::instances::{prepare, runtime};
 use reprise_host::component::Source;
 use reprise_host::invoke::{call_repeatedly, parse_invocation};
-use reprise_host::serial::SerialOptions;
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,10 +13,7 @@ use std::sync::Arc;
 pub fn run(args: CallArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
     let source = Source::File(args.component.clone());
     let prepared = prepare(source, &args.instances, &args.instances.reuse_flags())?;
-    let options = SerialOptions {
-        prewarm: args.instances.prewarm,
-        chaos: prepared.chaos.clone(),
-    };
+    let options = prepared.serial_options(&args.instances);
     // Whatever the guest prints stays out of the result lines.
     let output = guest_output(log_format, true);
     let guest = args.instances.guest.environment(Vec::new(), false, output);

@@ -10,6 +10,7 @@ use reprise_host::engine::EngineOptions;
 use reprise_host::instance::GuestEnvironment;
 use reprise_host::manager::{InstanceLimits, InstanceManager};
 use reprise_host::policy::{self, Policy, PolicyChoice, Resolution, ReuseFlags};
+use reprise_host::serial::SerialOptions;
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -65,6 +66,15 @@ pub fn prepare(
 }
 
 impl Prepared {
+    /// What a serial front end (`run`, `call`) adds to the policy: the
+    /// pre-warmed instances `args` ask for, and the testing mode.
+    pub fn serial_options(&self, args: &InstanceArgs) -> SerialOptions {
+        SerialOptions {
+            prewarm: args.prewarm,
+            chaos: self.chaos.clone(),
+        }
+    }
+
     /// Reports the policy, then compiles the component and creates its
     /// instance manager, whose instances see `guest`. With `concurrent`
     /// calls (`serve`), long-running guest code yields to the others.

@@ -6,7 +6,6 @@ use crate::instances::{prepare, runtime};
 use reprise_host::cli_run::run_repeatedly;
 use reprise_host::component::Source;
 use reprise_host::guest_output::GuestOutput;
-use reprise_host::serial::SerialOptions;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -16,10 +15,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let prepared = prepare(source, &args.instances, &args.instances.reuse_flags())?;
     // argv[0] is the program name, as a shell would pass it.
     let argv = std::iter::once(file.clone()).chain(args.args).collect();
-    let options = SerialOptions {
-        prewarm: args.instances.prewarm,
-        chaos: prepared.chaos.clone(),
-    };
+    let options = prepared.serial_options(&args.instances);
     // A command's output is the command's output, whatever the log format.
     let guest = args
         .instances
