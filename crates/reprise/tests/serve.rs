@@ -5,7 +5,7 @@ mod support;
 
 use reprise_test_programs::*;
 use std::collections::HashSet;
-use support::{Server, metric, run, scratch_path};
+use support::{Server, metric, read_until_closed, run, scratch_path};
 
 #[test]
 fn bundled_example_is_served_without_arguments() {
@@ -494,22 +494,16 @@ fn http2_with_prior_knowledge_is_served_on_the_same_port() {
 
 #[test]
 fn an_idle_http2_connection_is_sent_goaway_after_the_header_timeout() {
-    use std::io::{Read, Write};
-    use std::time::{Duration, Instant};
+    use std::io::Write;
+    use std::time::Duration;
     let server = Server::start(&[HELLO, "--header-timeout", "300ms"]);
-    let mut stream = std::net::TcpStream::connect(&server.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut stream = server.connect_raw();
     // The HTTP/2 preface and an empty SETTINGS frame, then nothing.
     stream
         .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
         .unwrap();
     stream.write_all(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]).unwrap();
-    let start = Instant::now();
-    let mut received = Vec::new();
-    stream.read_to_end(&mut received).unwrap();
-    let waited = start.elapsed();
+    let (received, waited) = read_until_closed(&mut stream);
     assert!(waited >= Duration::from_millis(250), "{waited:?}");
     // Frame types the server sent before closing: 9-byte headers, the
     // length in the first three bytes, the type in the fourth.
@@ -545,31 +539,17 @@ fn components_make_outgoing_requests() {
 
 #[test]
 fn a_client_that_sends_no_headers_is_disconnected_after_the_header_timeout() {
-    use std::io::{Read, Write};
-    use std::time::{Duration, Instant};
+    use std::io::Write;
+    use std::time::Duration;
     let server = Server::start(&[SPIN, "--header-timeout", "300ms", "--timeout", "1s"]);
-    let connect = || {
-        let stream = std::net::TcpStream::connect(&server.addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        stream
-    };
-    // Reads until the server closes; returns what it sent and how long
-    // that took.
     let read_to_close = |stream: &mut std::net::TcpStream| {
-        let start = Instant::now();
-        let mut received = Vec::new();
-        stream.read_to_end(&mut received).unwrap();
-        (
-            String::from_utf8_lossy(&received).into_owned(),
-            start.elapsed(),
-        )
+        let (received, waited) = read_until_closed(stream);
+        (String::from_utf8_lossy(&received).into_owned(), waited)
     };
     // A client that sends nothing at all (the server cannot even tell
     // HTTP/1 from HTTP/2 yet), and one that sends half a request head.
     for opening in [&b""[..], b"GET / HTTP/1.1\r\nHo"] {
-        let mut client = connect();
+        let mut client = server.connect_raw();
         client.write_all(opening).unwrap();
         let (received, waited) = read_to_close(&mut client);
         assert_eq!(
@@ -582,7 +562,7 @@ fn a_client_that_sends_no_headers_is_disconnected_after_the_header_timeout() {
     // A request that takes longer than the header timeout is not cut off:
     // it gets its answer (here the call's own timeout), and its kept-alive
     // connection is closed only once it has been idle for the header timeout.
-    let mut slow = connect();
+    let mut slow = server.connect_raw();
     slow.write_all(b"GET /spin HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     let (received, waited) = read_to_close(&mut slow);

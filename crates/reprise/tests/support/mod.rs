@@ -83,6 +83,17 @@ impl Server {
         }
     }
 
+    /// A plain TCP connection to the server, for clients no HTTP library
+    /// plays (silent, trickling, raw HTTP/2 frames); reads time out after
+    /// 10 s.
+    pub fn connect_raw(&self) -> std::net::TcpStream {
+        let stream = std::net::TcpStream::connect(&self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+    }
+
     /// GET `path`, returning the response.
     pub fn get(&self, path: &str) -> Response {
         self.request("GET", &format!("http://{}{path}", self.addr), &[])
@@ -224,4 +235,14 @@ pub fn scratch_path(name: &str) -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("reprise-tests");
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(format!("{}-{name}", std::process::id()))
+}
+
+/// Reads `stream` until the server closes it: what it sent, and how long
+/// the close took.
+pub fn read_until_closed(stream: &mut std::net::TcpStream) -> (Vec<u8>, Duration) {
+    use std::io::Read;
+    let start = std::time::Instant::now();
+    let mut received = Vec::new();
+    stream.read_to_end(&mut received).unwrap();
+    (received, start.elapsed())
 }
