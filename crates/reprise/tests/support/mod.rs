@@ -179,18 +179,21 @@ impl Server {
         false
     }
 
-    /// Sends SIGTERM and waits for the process to exit.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
+    fn send_sigterm(&self) {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        self.send_sigterm();
         self.child.wait().unwrap()
     }
 
     /// Sends SIGTERM and waits up to `limit` for the process to exit; `None`
     /// if it is still running then (it is killed when the server drops).
     pub fn terminate_within(mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.send_sigterm();
         let start = std::time::Instant::now();
         while start.elapsed() < limit {
             if let Some(status) = self.child.try_wait().unwrap() {
