@@ -22,9 +22,15 @@ pub fn respond(out: ResponseOutparam, body: &str) {
 
 /// Answers 200 with `content-type: text/plain` and the raw `body`.
 pub fn respond_bytes(out: ResponseOutparam, body: &[u8]) {
+    respond_with_status(out, 200, body);
+}
+
+/// Answers `status` with `content-type: text/plain` and the raw `body`.
+pub fn respond_with_status(out: ResponseOutparam, status: u16, body: &[u8]) {
     let headers = Fields::from_list(&[("content-type".to_owned(), b"text/plain".to_vec())])
         .expect("valid header");
     let response = OutgoingResponse::new(headers);
+    response.set_status_code(status).expect("valid status");
     let outgoing_body = response.body().expect("body taken once");
     ResponseOutparam::set(out, Ok(response));
     let mut stream = outgoing_body.write().expect("stream taken once");
