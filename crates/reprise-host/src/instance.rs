@@ -154,8 +154,8 @@ impl InstanceState {
                 wasi.stdout(logged("stdout")).stderr(logged("stderr"));
             }
             GuestOutput::Captured => {
-                let capture = Printed::new();
-                wasi.stdout(capture.stream()).stderr(logged("stderr"));
+                let capture = Printed::default();
+                wasi.stdout(capture.clone()).stderr(logged("stderr"));
                 printed = Some(capture);
             }
         }
