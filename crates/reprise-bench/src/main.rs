@@ -11,6 +11,7 @@
 //! ```
 
 mod instantiate;
+mod instructions;
 mod load;
 mod report;
 mod servers;
@@ -21,7 +22,9 @@ use clap::Parser;
 use load::LoadSpec;
 use report::{Measurement, Report};
 use reprise_host::engine::Allocator;
-use std::path::PathBuf;
+use servers::{Launch, Running};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -65,6 +68,18 @@ struct Args {
     /// Exit non-zero when a ratio misses its target.
     #[arg(long)]
     strict: bool,
+
+    /// Also count each selected `hello` scenario's user-space instructions
+    /// per request under valgrind's callgrind: unlike throughput, the count
+    /// does not move with the machine's load. Slow: about a minute per
+    /// scenario. The profiles stay in `<target dir>/bench-callgrind`, for
+    /// `callgrind_annotate`.
+    #[arg(long)]
+    instructions: bool,
+
+    /// Run only the native hyper server, on ADDR (how the harness starts it).
+    #[arg(long, value_name = "ADDR", hide = true)]
+    serve_native: Option<SocketAddr>,
 }
 
 /// Which server a scenario starts.
@@ -157,6 +172,15 @@ impl Fixture {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(addr) = args.serve_native {
+        return match servers::serve_native(addr) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run(&args) {
         Ok(report) => {
             let missed = report.ratios.iter().filter(|r| !r.met()).count();
@@ -191,6 +215,10 @@ fn run(args: &Args) -> anyhow::Result<Report> {
         threads: args.threads,
         duration: args.duration,
     };
+    let warmup = LoadSpec {
+        duration: WARMUP,
+        ..spec.clone()
+    };
 
     let scenarios: Vec<_> = SCENARIOS
         .iter()
@@ -201,31 +229,17 @@ fn run(args: &Args) -> anyhow::Result<Report> {
     let mut runs: Vec<Vec<Measurement>> = scenarios.iter().map(|_| Vec::new()).collect();
     for round in 1..=args.rounds {
         for ((name, fixture, server), runs) in scenarios.iter().zip(&mut runs) {
-            let component = fixture.path();
-            let (running, command) = match server {
-                Server::Native => (servers::native()?, "native hyper (in process)".to_string()),
-                Server::Wasmtime(flags) => {
-                    let wasmtime = wasmtime.as_ref().expect("filtered above");
-                    (
-                        servers::wasmtime(wasmtime, component, flags)?,
-                        command_line(&["wasmtime serve -Scli", &flags.join(" "), short(component)]),
-                    )
-                }
-                Server::Reprise(flags) => (
-                    servers::reprise(&reprise, component, flags)?,
-                    command_line(&["reprise serve", short(component), &flags.join(" ")]),
-                ),
+            let hosts = Hosts {
+                reprise: &reprise,
+                wasmtime: wasmtime.as_deref(),
             };
+            let (running, command) = start(server, *fixture, hosts, Launch::Direct)?;
             eprintln!(
                 "bench: {name} (round {round}/{}): {:?} of load…",
                 args.rounds, spec.duration
             );
             // A short unmeasured run first: connections open, pool slots and
             // caches warm, so the measured run sees the steady state.
-            let warmup = LoadSpec {
-                duration: WARMUP,
-                ..spec.clone()
-            };
             load::run(&wrk, &running.url(), &warmup)
                 .with_context(|| format!("{name} (warm-up)"))?;
             let load = load::run(&wrk, &running.url(), &spec).with_context(|| name.to_string())?;
@@ -258,6 +272,40 @@ fn run(args: &Args) -> anyhow::Result<Report> {
         }
     }
 
+    let mut instructions = Vec::new();
+    if args.instructions {
+        let (valgrind, control) = tools::callgrind()?;
+        let dir = tools::callgrind_dir()?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let hosts = Hosts {
+            reprise: &reprise,
+            wasmtime: wasmtime.as_deref(),
+        };
+        for (name, fixture, server) in &scenarios {
+            if !matches!(fixture, Fixture::Hello) {
+                continue;
+            }
+            let out = dir.join(format!("{}.callgrind", name.replace('/', "-")));
+            instructions::forget(&out)?;
+            eprintln!("bench: {name}: counting instructions under callgrind…");
+            let launch = Launch::Callgrind {
+                valgrind: &valgrind,
+                out: &out,
+            };
+            let (running, _) = start(server, *fixture, hosts, launch)?;
+            let per_request =
+                instructions::per_request(&control, &wrk, &running, &out, &warmup, &spec)
+                    .with_context(|| format!("{name} (counting instructions)"))?;
+            eprintln!("bench: {name}: {per_request:.0} instructions per request");
+            instructions.push((name.to_string(), per_request));
+        }
+        eprintln!(
+            "bench: callgrind profiles are in {} (read them with callgrind_annotate)",
+            dir.display()
+        );
+    }
+
     let report = Report {
         date: today(),
         machine: machine(),
@@ -271,6 +319,7 @@ fn run(args: &Args) -> anyhow::Result<Report> {
         ratios: report::ratios(&measurements),
         measurements,
         instantiation,
+        instructions,
     };
     let markdown = report.to_markdown();
     println!("{markdown}");
@@ -286,6 +335,42 @@ fn run(args: &Args) -> anyhow::Result<Report> {
         eprintln!("bench: wrote {} and {}", md.display(), json.display());
     }
     Ok(report)
+}
+
+/// The host binaries a scenario may start.
+#[derive(Clone, Copy)]
+struct Hosts<'a> {
+    reprise: &'a Path,
+    /// `None` with `--skip-wasmtime`, when no wasmtime scenario is selected.
+    wasmtime: Option<&'a Path>,
+}
+
+/// Starts a scenario's server on `fixture`; returns it with the command
+/// line it stands for.
+fn start(
+    server: &Server,
+    fixture: Fixture,
+    hosts: Hosts,
+    launch: Launch,
+) -> anyhow::Result<(Running, String)> {
+    let component = fixture.path();
+    Ok(match server {
+        Server::Native => (
+            servers::native(launch)?,
+            "native hyper (reprise-bench --serve-native)".to_string(),
+        ),
+        Server::Wasmtime(flags) => {
+            let wasmtime = hosts.wasmtime.context("wasmtime serve is not installed")?;
+            (
+                servers::wasmtime(wasmtime, component, flags, launch)?,
+                command_line(&["wasmtime serve -Scli", &flags.join(" "), short(component)]),
+            )
+        }
+        Server::Reprise(flags) => (
+            servers::reprise(hosts.reprise, component, flags, launch)?,
+            command_line(&["reprise serve", short(component), &flags.join(" ")]),
+        ),
+    })
 }
 
 /// The words of a command, without the gaps empty ones would leave.

@@ -169,6 +169,8 @@ pub struct Report {
     pub measurements: Vec<Measurement>,
     /// `(allocator, time per instance)`.
     pub instantiation: Vec<(String, Duration)>,
+    /// `(scenario, user-space instructions per request)`, with `--instructions`.
+    pub instructions: Vec<(String, f64)>,
     pub ratios: Vec<Ratio>,
 }
 
@@ -215,6 +217,20 @@ impl Report {
             out.push_str("\n| instantiation (hello) | time per instance |\n|---|---:|\n");
             for (allocator, time) in &self.instantiation {
                 let _ = writeln!(out, "| {allocator} | {:.1} µs |", micros(*time));
+            }
+        }
+        if !self.instructions.is_empty() {
+            let native = self
+                .instructions
+                .iter()
+                .find(|(name, _)| name == "hello/native")
+                .map(|&(_, n)| n);
+            out.push_str(
+                "\n| scenario (callgrind) | user-space instructions per request | × native |\n|---|---:|---:|\n",
+            );
+            for (name, count) in &self.instructions {
+                let relative = native.map_or("".into(), |n| format!("{:.1}", count / n));
+                let _ = writeln!(out, "| {name} | {count:.0} | {relative} |");
             }
         }
         out.push_str("\n| ratio | meaning | value | target | |\n|---|---|---:|---:|---|\n");
@@ -271,6 +287,11 @@ impl Report {
                 )
             })
             .collect();
+        let instructions: serde_json::Map<String, Value> = self
+            .instructions
+            .iter()
+            .map(|(name, count)| (name.clone(), json!(count.round())))
+            .collect();
         json!({
             "date": self.date,
             "machine": self.machine,
@@ -278,6 +299,7 @@ impl Report {
             "rounds": self.rounds,
             "scenarios": scenarios,
             "instantiation_us": instantiation,
+            "instructions_per_request": instructions,
             "ratios": ratios,
         })
     }
@@ -344,6 +366,7 @@ mod tests {
             rounds: 3,
             measurements: vec![median],
             instantiation: vec![],
+            instructions: vec![],
             ratios: vec![],
         };
         assert!(
@@ -358,6 +381,30 @@ mod tests {
             json!([100.0, 200.0, 300.0])
         );
         assert!(super::median(vec![]).is_none());
+    }
+
+    #[test]
+    fn instruction_counts_are_shown_against_native() {
+        let report = Report {
+            date: "2026-11-26".into(),
+            machine: "test".into(),
+            load: "wrk".into(),
+            rounds: 1,
+            measurements: vec![],
+            instantiation: vec![],
+            instructions: vec![
+                ("hello/native".into(), 6_644.4),
+                ("hello/reprise-reuse".into(), 46_984.2),
+            ],
+            ratios: vec![],
+        };
+        let markdown = report.to_markdown();
+        assert!(markdown.contains("| hello/native | 6644 | 1.0 |"), "{markdown}");
+        assert!(markdown.contains("| hello/reprise-reuse | 46984 | 7.1 |"), "{markdown}");
+        assert_eq!(
+            report.to_json()["instructions_per_request"]["hello/reprise-reuse"],
+            json!(46_984.0)
+        );
     }
 
     #[test]
@@ -381,6 +428,7 @@ mod tests {
             rounds: 1,
             measurements: vec![],
             instantiation: vec![],
+            instructions: vec![],
             ratios,
         };
         assert!(report.to_markdown().contains("**missed**"));

@@ -5,7 +5,8 @@
 //! A server counts as started once it would serve real traffic: for Reprise
 //! when its admin endpoint reports ready (an instance initialized), for
 //! wasmtime when its port accepts connections (it has no readiness notion),
-//! for the native server when it is bound. The first request after that is
+//! for the native server (this binary run with `--serve-native`, a process of
+//! its own like the hosts) when it is bound. The first request after that is
 //! timed on its own: it is where a host that initializes on demand pays for
 //! it, and what pre-warming removes.
 
@@ -31,31 +32,52 @@ pub const HELLO_BODY: &str = "hello from reprise\n";
 pub struct Running {
     pub addr: SocketAddr,
     pub first_request: Duration,
-    process: Option<Child>,
-    native: Option<NativeServer>,
+    process: Child,
 }
 
 impl Running {
     pub fn url(&self) -> String {
         format!("http://{}/", self.addr)
     }
+
+    /// The server's process id (valgrind's, when it runs under callgrind).
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if let Some(child) = &mut self.process {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        self.native.take();
+        let _ = self.process.kill();
+        let _ = self.process.wait();
     }
 }
 
-/// A command for a host under test. Both hosts run in the same
+/// How a server process is started.
+#[derive(Clone, Copy)]
+pub enum Launch<'a> {
+    /// As it is.
+    Direct,
+    /// Under valgrind's callgrind, counting nothing until told to (see
+    /// [`crate::instructions`]) and writing its counts beside `out`.
+    Callgrind { valgrind: &'a Path, out: &'a Path },
+}
+
+/// A command for a host under test. Every host runs in the same
 /// environment, without the caller's `RUST_BACKTRACE`: it would make
 /// wasmtime capture a backtrace for every store it drops.
-fn host(binary: &Path) -> Command {
-    let mut command = Command::new(binary);
+fn host(binary: &Path, launch: Launch) -> Command {
+    let mut command = match launch {
+        Launch::Direct => Command::new(binary),
+        Launch::Callgrind { valgrind, out } => {
+            let mut command = Command::new(valgrind);
+            command
+                .args(["--tool=callgrind", "--instr-atstart=no"])
+                .arg(format!("--callgrind-out-file={}", out.display()))
+                .arg(binary);
+            command
+        }
+    };
     command
         .env_remove("RUST_BACKTRACE")
         .env_remove("RUST_LIB_BACKTRACE");
@@ -63,8 +85,13 @@ fn host(binary: &Path) -> Command {
 }
 
 /// Starts `reprise serve COMPONENT ARGS` and waits until it is ready.
-pub fn reprise(binary: &Path, component: &str, args: &[&str]) -> anyhow::Result<Running> {
-    let mut child = host(binary)
+pub fn reprise(
+    binary: &Path,
+    component: &str,
+    args: &[&str],
+    launch: Launch,
+) -> anyhow::Result<Running> {
+    let mut child = host(binary, launch)
         .arg("serve")
         .arg(component)
         .args(args)
@@ -105,8 +132,7 @@ pub fn reprise(binary: &Path, component: &str, args: &[&str]) -> anyhow::Result<
     let mut running = Running {
         addr,
         first_request: Duration::ZERO,
-        process: Some(child),
-        native: None,
+        process: child,
     };
     wait_until(deadline, || {
         get(admin, "/ready").is_ok_and(|(status, _)| status == 200)
@@ -117,93 +143,85 @@ pub fn reprise(binary: &Path, component: &str, args: &[&str]) -> anyhow::Result<
 }
 
 /// Starts `wasmtime serve -Scli ARGS COMPONENT` and waits until its port accepts.
-pub fn wasmtime(binary: &Path, component: &str, args: &[&str]) -> anyhow::Result<Running> {
+pub fn wasmtime(
+    binary: &Path,
+    component: &str,
+    args: &[&str],
+    launch: Launch,
+) -> anyhow::Result<Running> {
     let addr = free_port()?;
-    let child = host(binary)
+    let mut command = host(binary, launch);
+    command
         .args(["serve", "-Scli", "--addr"])
         .arg(addr.to_string())
         .args(args)
-        .arg(component)
+        .arg(component);
+    until_accepting(command, addr, "wasmtime serve")
+}
+
+/// Starts the native hyper server, the ceiling any wasm host is measured
+/// against: this binary with `--serve-native ADDR` ([`serve_native`]).
+pub fn native(launch: Launch) -> anyhow::Result<Running> {
+    let exe = std::env::current_exe().context("cannot locate the benchmark binary")?;
+    let addr = free_port()?;
+    let mut command = host(&exe, launch);
+    command.arg("--serve-native").arg(addr.to_string());
+    until_accepting(command, addr, "the native server")
+}
+
+/// Spawns `command`, a server that will listen on `addr`, and waits until
+/// that port accepts connections.
+fn until_accepting(mut command: Command, addr: SocketAddr, what: &str) -> anyhow::Result<Running> {
+    let child = command
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .with_context(|| format!("cannot start {}", binary.display()))?;
+        .with_context(|| format!("cannot start {what}"))?;
     let mut running = Running {
         addr,
         first_request: Duration::ZERO,
-        process: Some(child),
-        native: None,
+        process: child,
     };
     wait_until(Instant::now() + START_TIMEOUT, || {
         TcpStream::connect(addr).is_ok()
     })
-    .context("wasmtime serve never accepted connections")?;
+    .with_context(|| format!("{what} never accepted connections"))?;
     running.first_request = first_request(addr)?;
     Ok(running)
 }
 
-/// Starts the native hyper server: the ceiling any wasm host is measured against.
-pub fn native() -> anyhow::Result<Running> {
-    let server = NativeServer::start()?;
-    let addr = server.addr;
-    Ok(Running {
-        addr,
-        first_request: first_request(addr)?,
-        process: None,
-        native: Some(server),
-    })
-}
-
-/// A plain hyper HTTP/1.1 server answering [`HELLO_BODY`], on its own
-/// multi-threaded runtime (as many threads as `reprise serve` uses).
-struct NativeServer {
-    addr: SocketAddr,
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl NativeServer {
-    fn start() -> anyhow::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-        let addr = listener.local_addr()?;
-        runtime.spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                tokio::spawn(async move {
-                    let service = service_fn(|_request| async {
-                        let mut response = http::Response::new(Full::new(Bytes::from_static(
-                            HELLO_BODY.as_bytes(),
-                        )));
-                        response.headers_mut().insert(
-                            http::header::CONTENT_TYPE,
-                            http::HeaderValue::from_static("text/plain"),
-                        );
-                        Ok::<_, std::convert::Infallible>(response)
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+/// Serves [`HELLO_BODY`] over plain hyper HTTP/1.1 on `addr` until the
+/// process is killed, on a multi-threaded runtime (as many threads as
+/// `reprise serve` uses).
+pub fn serve_native(addr: SocketAddr) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(addr))
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    runtime.block_on(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let service = service_fn(|_request| async {
+                    let mut response =
+                        http::Response::new(Full::new(Bytes::from_static(HELLO_BODY.as_bytes())));
+                    response.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static("text/plain"),
+                    );
+                    Ok::<_, std::convert::Infallible>(response)
                 });
-            }
-        });
-        Ok(Self {
-            addr,
-            runtime: Some(runtime),
-        })
-    }
-}
-
-impl Drop for NativeServer {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
         }
-    }
+    })
 }
 
 /// A loopback address with a port nobody listens on right now.

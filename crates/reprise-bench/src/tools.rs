@@ -2,6 +2,8 @@
 //!
 //! - `wrk`, the load generator: from `PATH`, else installed with Debian's
 //!   `apt-get` when that is possible;
+//! - valgrind's callgrind, for `--instructions`, found or installed the same
+//!   way;
 //! - `wasmtime` 48 (the CLI, for `wasmtime serve`): from `PATH` when it is
 //!   that version, else `cargo install`ed once into the target directory
 //!   (it takes minutes; later runs reuse it);
@@ -23,6 +25,11 @@ pub fn tools_dir() -> anyhow::Result<PathBuf> {
         .join("bench-tools"))
 }
 
+/// Where `--instructions` leaves its callgrind profiles: `<target dir>/bench-callgrind`.
+pub fn callgrind_dir() -> anyhow::Result<PathBuf> {
+    Ok(tools_dir()?.with_file_name("bench-callgrind"))
+}
+
 /// The directory holding this binary (`<target dir>/release`).
 fn profile_dir() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot locate the benchmark binary")?;
@@ -41,32 +48,41 @@ fn on_path(name: &str) -> Option<PathBuf> {
 
 /// The `wrk` load generator, installed with `apt-get` if missing.
 pub fn wrk() -> anyhow::Result<PathBuf> {
-    if let Some(path) = on_path("wrk") {
+    debian_program("wrk", "wrk", "the load generator")
+}
+
+/// Valgrind's `valgrind` and `callgrind_control`, installed with `apt-get`
+/// if missing: they count the instructions a server spends per request.
+pub fn callgrind() -> anyhow::Result<(PathBuf, PathBuf)> {
+    let valgrind = debian_program("valgrind", "valgrind", "the instruction counter")?;
+    let control = debian_program("callgrind_control", "valgrind", "the instruction counter")?;
+    Ok((valgrind, control))
+}
+
+/// `program` from `PATH`, else from Debian's `package`, installed with
+/// `apt-get` when that is possible (updating the package lists once if the
+/// first attempt fails); `what` names it in the error otherwise.
+fn debian_program(program: &str, package: &str, what: &str) -> anyhow::Result<PathBuf> {
+    if let Some(path) = on_path(program) {
         return Ok(path);
     }
     if on_path("apt-get").is_some() {
-        eprintln!("bench: installing wrk with apt-get");
-        let installed = Command::new("apt-get")
-            .args(["install", "-y", "-q", "wrk"])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-            || (Command::new("apt-get")
-                .args(["update", "-q"])
+        eprintln!("bench: installing {package} with apt-get");
+        let apt = |args: &[&str]| {
+            Command::new("apt-get")
+                .args(args)
                 .stdout(Stdio::null())
                 .status()
                 .is_ok_and(|s| s.success())
-                && Command::new("apt-get")
-                    .args(["install", "-y", "-q", "wrk"])
-                    .stdout(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success()));
-        if installed && let Some(path) = on_path("wrk") {
+        };
+        let installed = apt(&["install", "-y", "-q", package])
+            || (apt(&["update", "-q"]) && apt(&["install", "-y", "-q", package]));
+        if installed && let Some(path) = on_path(program) {
             return Ok(path);
         }
     }
     bail!(
-        "the load generator `wrk` is not installed and could not be installed; install it (Debian/Ubuntu: `apt-get install wrk`) and run again"
+        "{what} `{program}` is not installed and could not be installed; install it (Debian/Ubuntu: `apt-get install {package}`) and run again"
     )
 }
 
