@@ -226,13 +226,13 @@ fn run(args: &Args) -> anyhow::Result<Report> {
             selected(name) && (wasmtime.is_some() || !matches!(server, Server::Wasmtime(_)))
         })
         .collect();
+    let hosts = Hosts {
+        reprise: &reprise,
+        wasmtime: wasmtime.as_deref(),
+    };
     let mut runs: Vec<Vec<Measurement>> = scenarios.iter().map(|_| Vec::new()).collect();
     for round in 1..=args.rounds {
         for ((name, fixture, server), runs) in scenarios.iter().zip(&mut runs) {
-            let hosts = Hosts {
-                reprise: &reprise,
-                wasmtime: wasmtime.as_deref(),
-            };
             let (running, command) = start(server, *fixture, hosts, Launch::Direct)?;
             eprintln!(
                 "bench: {name} (round {round}/{}): {:?} of load…",
@@ -278,10 +278,6 @@ fn run(args: &Args) -> anyhow::Result<Report> {
         let dir = tools::callgrind_dir()?;
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
-        let hosts = Hosts {
-            reprise: &reprise,
-            wasmtime: wasmtime.as_deref(),
-        };
         for (name, fixture, server) in &scenarios {
             if !matches!(fixture, Fixture::Hello) {
                 continue;
