@@ -237,7 +237,7 @@ impl Report {
         for r in &self.ratios {
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.2} | ≥ {} | {} |",
+                "| {} | {} | {:.3} | ≥ {} | {} |",
                 r.name,
                 r.meaning,
                 r.value,
@@ -431,7 +431,15 @@ mod tests {
             instructions: vec![],
             ratios,
         };
-        assert!(report.to_markdown().contains("**missed**"));
+        // Three decimals, so a ratio just under its target never reads as
+        // equal to it.
+        assert!(
+            report
+                .to_markdown()
+                .contains("| 0.600 | ≥ 0.7 | **missed** |"),
+            "{}",
+            report.to_markdown()
+        );
         assert_eq!(report.to_json()["ratios"]["reuse-vs-native"]["met"], false);
     }
 }
