@@ -47,6 +47,11 @@ fn main() {
         "cargo:rerun-if-changed={}",
         guest_dir.join("Cargo.lock").display()
     );
+    // The guest crate embeds hints with reprise-hint's encoder.
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest_dir.join("../reprise-hint/src").display()
+    );
     for entry in fs::read_dir(&guest_dir).unwrap() {
         let path = entry.unwrap().path();
         // Cargo scans a directory recursively for changes.

@@ -9,6 +9,7 @@ use std::fmt;
 use std::num::{IntErrorKind, NonZeroU32, NonZeroU64, ParseIntError};
 use std::str::FromStr;
 
+use crate::encode::Canonical;
 use crate::error::PayloadError;
 
 /// Name of the custom section that carries the hint.
@@ -127,14 +128,22 @@ impl FromStr for ReuseHint {
 /// `max-concurrency`, each only when set. Parsing it gives back the same hint.
 impl fmt::Display for ReuseHint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "v1 {}", self.mode)?;
-        if let Some(n) = self.max_calls {
-            write!(f, " {}={n}", Key::MaxCalls.as_str())?;
-        }
-        if let Some(n) = self.max_concurrency {
-            write!(f, " {}={n}", Key::MaxConcurrency.as_str())?;
-        }
-        Ok(())
+        f.write_str(self.canonical().as_str())
+    }
+}
+
+impl ReuseHint {
+    /// The canonical payload, from the one encoder the guest crate uses too.
+    pub const fn canonical(&self) -> Canonical {
+        let max_calls = match self.max_calls {
+            Some(n) => Some(n.get()),
+            None => None,
+        };
+        let max_concurrency = match self.max_concurrency {
+            Some(n) => Some(n.get()),
+            None => None,
+        };
+        Canonical::new(matches!(self.mode, Mode::Reuse), max_calls, max_concurrency)
     }
 }
 

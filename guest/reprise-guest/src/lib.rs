@@ -72,8 +72,10 @@ pub use state::{ExportedState, Slot, State, with_state};
 /// reprise_guest::reuse_hint!(reuse, max_calls = 100, max_concurrency = 8);
 /// ```
 ///
-/// Keys may be given in any order and values may be any constant `u32` expression; the section
-/// always holds the canonical form (`max-calls` before `max-concurrency`).
+/// Keys may be given in any order and values may be any constant integer expression (`max_calls`
+/// up to `u64::MAX`, `max_concurrency` up to `u32::MAX`, as the format allows); the section always
+/// holds the canonical form (`max-calls` before `max-concurrency`), written by `reprise-hint`'s
+/// encoder, the one every Reprise tool uses.
 #[macro_export]
 macro_rules! reuse_hint {
     (fresh $(,)?) => {
@@ -120,13 +122,13 @@ macro_rules! __emit_hint {
     ($hint:expr) => {
         // Named items, so that a second declaration in the same module fails to compile (two
         // sections would be concatenated by the linker into one malformed payload).
-        const __REPRISE_REUSE_HINT: $crate::__private::ReuseHint = $hint;
+        const __REPRISE_REUSE_HINT: $crate::__private::Canonical = $hint.encode();
         // Only wasm names sections freely (Mach-O wants `segment,section`), so the macro stays
         // usable in host builds of a guest crate (tests, docs).
         #[cfg_attr(target_family = "wasm", unsafe(link_section = "instance-reuse-hint"))]
         #[used]
-        static __REPRISE_INSTANCE_REUSE_HINT: [u8; __REPRISE_REUSE_HINT.encoded_len()] =
-            __REPRISE_REUSE_HINT.encode();
+        static __REPRISE_INSTANCE_REUSE_HINT: [u8; __REPRISE_REUSE_HINT.len()] =
+            __REPRISE_REUSE_HINT.to_array();
     };
 }
 
@@ -135,18 +137,18 @@ macro_rules! __emit_hint {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::state::{InitExport, bindings};
-
-    /// Longer than any payload: `v1 reuse max-calls=4294967295 max-concurrency=4294967295`.
-    const MAX_LEN: usize = 64;
+    pub use reprise_hint::Canonical;
 
     pub enum Key {
         MaxCalls,
         MaxConcurrency,
     }
 
+    /// The declaration as the macro collects it, key by key; encoded by
+    /// `reprise-hint`'s one payload encoder.
     pub struct ReuseHint {
         reuse: bool,
-        max_calls: Option<u32>,
+        max_calls: Option<u64>,
         max_concurrency: Option<u32>,
     }
 
@@ -167,93 +169,33 @@ pub mod __private {
             }
         }
 
-        pub const fn set(mut self, key: Key, value: u32) -> Self {
+        pub const fn set(mut self, key: Key, value: u64) -> Self {
             assert!(value >= 1, "reuse_hint!: values must be at least 1");
-            let slot = match key {
-                Key::MaxCalls => &mut self.max_calls,
-                Key::MaxConcurrency => &mut self.max_concurrency,
+            let duplicate = match key {
+                Key::MaxCalls => self.max_calls.replace(value).is_some(),
+                Key::MaxConcurrency => {
+                    assert!(
+                        value <= u32::MAX as u64,
+                        "reuse_hint!: max_concurrency is at most 4294967295"
+                    );
+                    self.max_concurrency.replace(value as u32).is_some()
+                }
             };
-            assert!(
-                slot.is_none(),
-                "reuse_hint!: each key may be given at most once"
-            );
-            *slot = Some(value);
+            assert!(!duplicate, "reuse_hint!: each key may be given at most once");
             self
         }
 
-        pub const fn encoded_len(&self) -> usize {
-            self.write().1
+        pub const fn encode(&self) -> reprise_hint::Canonical {
+            reprise_hint::Canonical::new(self.reuse, self.max_calls, self.max_concurrency)
         }
-
-        pub const fn encode<const N: usize>(&self) -> [u8; N] {
-            let (buf, len) = self.write();
-            assert!(len == N);
-            let mut out = [0; N];
-            let mut i = 0;
-            while i < N {
-                out[i] = buf[i];
-                i += 1;
-            }
-            out
-        }
-
-        const fn write(&self) -> ([u8; MAX_LEN], usize) {
-            let mut buf = [0; MAX_LEN];
-            let mut len = push(
-                &mut buf,
-                0,
-                if self.reuse { "v1 reuse" } else { "v1 fresh" },
-            );
-            if let Some(n) = self.max_calls {
-                len = push(&mut buf, len, " max-calls=");
-                len = push_decimal(&mut buf, len, n);
-            }
-            if let Some(n) = self.max_concurrency {
-                len = push(&mut buf, len, " max-concurrency=");
-                len = push_decimal(&mut buf, len, n);
-            }
-            (buf, len)
-        }
-    }
-
-    const fn push(buf: &mut [u8; MAX_LEN], mut len: usize, s: &str) -> usize {
-        let s = s.as_bytes();
-        let mut i = 0;
-        while i < s.len() {
-            buf[len] = s[i];
-            len += 1;
-            i += 1;
-        }
-        len
-    }
-
-    const fn push_decimal(buf: &mut [u8; MAX_LEN], len: usize, n: u32) -> usize {
-        let mut digits = 1;
-        let mut rest = n / 10;
-        while rest > 0 {
-            digits += 1;
-            rest /= 10;
-        }
-        let mut rest = n;
-        let mut i = digits;
-        while i > 0 {
-            i -= 1;
-            buf[len + i] = b'0' + (rest % 10) as u8;
-            rest /= 10;
-        }
-        len + digits
     }
 
     #[cfg(test)]
     mod tests {
-        extern crate std;
-
         use super::{Key, ReuseHint};
-        use std::string::String;
 
-        fn text(hint: ReuseHint) -> String {
-            let (buf, len) = hint.write();
-            String::from_utf8(buf[..len].into()).unwrap()
+        fn text(hint: ReuseHint) -> std::string::String {
+            std::string::String::from(hint.encode().as_str())
         }
 
         #[test]
@@ -265,10 +207,6 @@ pub mod __private {
                 "v1 reuse max-calls=1000"
             );
             assert_eq!(
-                text(ReuseHint::reuse().set(Key::MaxConcurrency, 8)),
-                "v1 reuse max-concurrency=8"
-            );
-            assert_eq!(
                 text(
                     ReuseHint::reuse()
                         .set(Key::MaxConcurrency, 8)
@@ -276,13 +214,10 @@ pub mod __private {
                 ),
                 "v1 reuse max-calls=100 max-concurrency=8"
             );
+            // The spec allows any u64 for max-calls.
             assert_eq!(
-                text(
-                    ReuseHint::reuse()
-                        .set(Key::MaxCalls, u32::MAX)
-                        .set(Key::MaxConcurrency, 10)
-                ),
-                "v1 reuse max-calls=4294967295 max-concurrency=10"
+                text(ReuseHint::reuse().set(Key::MaxCalls, 10_000_000_000)),
+                "v1 reuse max-calls=10000000000"
             );
         }
     }
