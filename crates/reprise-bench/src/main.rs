@@ -21,7 +21,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use load::LoadSpec;
 use report::{Measurement, Report};
-use reprise_host::engine::Allocator;
+use reprise_host::runtime::engine::Allocator;
 use servers::{Launch, Running};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

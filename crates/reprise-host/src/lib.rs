@@ -1,25 +1,27 @@
 //! Reprise's host library: everything `reprise` does, without a CLI.
 //!
-//! The data path reads top to bottom: a component is loaded
-//! ([`component`]) into an engine ([`engine`]); its reuse hint and the
-//! operator's flags resolve into a [`policy`]; the [`manager`] creates and
-//! retires instances under that policy; front ends such as [`http`] turn
-//! requests into export calls on those instances, while [`serial`] repeats
-//! one call ([`cli_run`] for commands, [`invoke`] for any function).
+//! The folders follow the data path, and each depends only on the ones
+//! before it (`docs/architecture.md` draws it):
+//! - [`policy`]: the reuse policy as plain values: the hint adopted
+//!   ([`policy::adopt`]), resolved against the operator's flags, chaos's
+//!   seeded decisions ([`policy::chaos`]), admission, expiry and deadlines;
+//! - [`runtime`]: wasmtime underneath: engine, component loading, linker,
+//!   per-instance state, guest output, `reprise:init`, typed call failures;
+//! - [`pool`]: the instance manager every front end draws instances from,
+//!   and its metrics;
+//! - [`setup`]: hint → policy → engine → pool, from CLI-independent
+//!   settings;
+//! - [`ops`]: what operators talk to (the admin endpoint) and the accept
+//!   loop both listeners share;
+//! - [`front`]: the front ends, thin drivers that turn requests (HTTP) or
+//!   repeated calls (`run`, `call`) into export calls on pooled instances;
+//! - [`check`]: `reprise check`, the differential reuse report, driving
+//!   the front ends.
 
-pub mod admin;
-pub mod chaos;
 pub mod check;
-pub mod cli_run;
-pub mod component;
-pub mod engine;
-pub mod guest_output;
-pub mod http;
-pub mod init;
-pub mod instance;
-pub mod invoke;
-pub mod linker;
-pub mod manager;
-pub mod metrics;
+pub mod front;
+pub mod ops;
 pub mod policy;
-pub mod serial;
+pub mod pool;
+pub mod runtime;
+pub mod setup;

@@ -3,21 +3,21 @@
 
 use crate::cli::{CallArgs, LogFormat};
 use crate::guest::guest_output;
-use crate::instances::{prepare, runtime};
-use reprise_host::component::Source;
-use reprise_host::invoke::{call_repeatedly, parse_invocation};
+use crate::instances::{prepare, runtime, serial_options};
+use reprise_host::runtime::component::Source;
+use reprise_host::front::serial::invoke::{call_repeatedly, parse_invocation};
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 pub fn run(args: CallArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
     let source = Source::File(args.component.clone());
-    let prepared = prepare(source, &args.instances, &args.instances.reuse_flags())?;
-    let options = prepared.serial_options(&args.instances);
+    let setup = prepare(source, &args.instances, args.instances.reuse_flags(), false)?;
+    let options = serial_options(&setup);
     // Whatever the guest prints stays out of the result lines.
     let output = guest_output(log_format, true);
     let guest = args.instances.guest.environment(Vec::new(), false, output);
-    let manager = Arc::new(prepared.into_manager(&args.instances, guest, false)?);
+    let manager = Arc::new(setup.manager(guest)?);
     // Checked before any instance exists: bad input costs no instantiation.
     let invocation = parse_invocation(manager.component(), &manager.engine().engine, &args.call)?;
     let mut stdout = std::io::stdout().lock();

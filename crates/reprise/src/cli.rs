@@ -3,7 +3,7 @@
 
 use crate::guest::GuestArgs;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use reprise_host::engine::DEFAULT_MAX_INSTANCES;
+use reprise_host::runtime::engine::DEFAULT_MAX_INSTANCES;
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
@@ -83,7 +83,7 @@ pub struct ServeArgs {
     /// Never let one instance serve requests with different values of this
     /// key (`header:NAME`); requests without it get a fresh instance each.
     #[arg(long, value_name = "header:NAME")]
-    pub isolate_by: Option<reprise_host::http::IsolateBy>,
+    pub isolate_by: Option<reprise_host::front::http::IsolateBy>,
 
     /// Under reuse: concurrent requests one p3 instance accepts (p2: always 1).
     #[arg(long)]
@@ -115,6 +115,18 @@ pub struct ServeArgs {
     /// never closes one.
     #[arg(long, value_parser = crate::units::duration, default_value = "30s")]
     pub header_timeout: Duration,
+
+    /// Append every request served to FILE, in the `.http` format of REST
+    /// Client and the JetBrains HTTP client (bodies up to 64 KiB; the
+    /// values of `authorization`, `cookie` and `proxy-authorization`
+    /// redacted).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+
+    /// With `--record`: record the values of `authorization`, `cookie` and
+    /// `proxy-authorization` too.
+    #[arg(long, requires = "record")]
+    pub record_secrets: bool,
 }
 
 /// How instances are created, reused and limited: the same flags, with the
@@ -223,9 +235,12 @@ pub struct CheckArgs {
     /// functions `--call` or `--script` name.
     pub component: PathBuf,
 
-    /// What to send, one per line: HTTP requests, `METHOD /PATH [BODY]`, or
-    /// function calls in WAVE, `name(args)` (`#` starts a comment).
-    /// Default: twelve `GET /`.
+    /// What to send. A file ending in `.http` holds requests in the `.http`
+    /// format (REST Client, JetBrains): separated by `###` lines, each a
+    /// request line `METHOD PATH-OR-URL [HTTP/1.1]`, headers, a blank line
+    /// and a body. Other files hold one entry per line: HTTP requests,
+    /// `METHOD /PATH [BODY]`, or function calls in WAVE, `name(args)` (`#`
+    /// starts a comment). Default: twelve `GET /`.
     #[arg(long, conflicts_with = "call")]
     pub script: Option<PathBuf>,
 
@@ -238,9 +253,40 @@ pub struct CheckArgs {
     #[arg(long, default_value_t = 3)]
     pub seeds: u64,
 
-    /// First chaos seed (the others follow it); random and printed if unset.
+    /// The seed of every random choice (tokens, admission orders; chaos
+    /// seeds follow it); random and printed if unset.
     #[arg(long)]
     pub seed: Option<u64>,
+
+    /// Calls of the long reuse run (the script repeated on one instance),
+    /// also bounded by `--time-budget`.
+    #[arg(long, default_value_t = 1000)]
+    pub calls: usize,
+
+    /// Time the long reuse run, and shrinking a finding, may each take.
+    #[arg(long, value_parser = crate::units::duration, default_value = "3s")]
+    pub time_budget: Duration,
+
+    /// Calls in flight at once in the concurrent runs (p3 handlers);
+    /// default: the instance's max concurrency, at most the script length.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub concurrency: Option<u64>,
+
+    /// Write the shrunk script of a finding to this file (`.http` for
+    /// requests), to replay it with `--script`.
+    #[arg(long, value_name = "FILE")]
+    pub repro: Option<PathBuf>,
+
+    /// Write JUnit XML (a test case per run) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
+    /// Write the report as one self-contained HTML page to this file: per
+    /// run a timeline of instances and calls, answers diffed against the
+    /// fresh baseline, leaks and the divergence highlighted, and the
+    /// memory curve of the long reuse run.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 
     /// Per-call time limit, so a hanging call fails the check instead of
     /// hanging it.

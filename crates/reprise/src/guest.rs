@@ -5,8 +5,8 @@
 
 use crate::cli::LogFormat;
 use clap::Args;
-use reprise_host::guest_output::GuestOutput;
-use reprise_host::instance::{GuestEnvironment, Preopen};
+use reprise_host::runtime::guest_output::GuestOutput;
+use reprise_host::runtime::instance::{GuestEnvironment, Preopen};
 use std::path::PathBuf;
 
 /// Separates the host path from the guest path in `--dir HOST::GUEST`.

@@ -48,7 +48,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {}", reprise_host::component::one_line(&error));
+            eprintln!("error: {}", reprise_host::runtime::component::one_line(&error));
             ExitCode::FAILURE
         }
     }

@@ -2,26 +2,26 @@
 //! instances as the policy decides; exit with the first failing run's code.
 
 use crate::cli::RunArgs;
-use crate::instances::{prepare, runtime};
-use reprise_host::cli_run::run_repeatedly;
-use reprise_host::component::Source;
-use reprise_host::guest_output::GuestOutput;
+use crate::instances::{prepare, runtime, serial_options};
+use reprise_host::front::serial::command::run_repeatedly;
+use reprise_host::runtime::component::Source;
+use reprise_host::runtime::guest_output::GuestOutput;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let file = args.component.display().to_string();
     let source = Source::File(args.component.clone());
-    let prepared = prepare(source, &args.instances, &args.instances.reuse_flags())?;
+    let setup = prepare(source, &args.instances, args.instances.reuse_flags(), false)?;
     // argv[0] is the program name, as a shell would pass it.
     let argv = std::iter::once(file.clone()).chain(args.args).collect();
-    let options = prepared.serial_options(&args.instances);
+    let options = serial_options(&setup);
     // A command's output is the command's output, whatever the log format.
     let guest = args
         .instances
         .guest
         .environment(argv, true, GuestOutput::Inherit);
-    let manager = Arc::new(prepared.into_manager(&args.instances, guest, false)?);
+    let manager = Arc::new(setup.manager(guest)?);
     let code = runtime()?.block_on(run_repeatedly(manager, args.repeat, options, &file))?;
     // Exit statuses are one byte; a code that does not fit still fails.
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))

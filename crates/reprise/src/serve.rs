@@ -5,9 +5,10 @@ use crate::cli::{LogFormat, ServeArgs};
 use crate::guest::guest_output;
 use crate::instances::{prepare, runtime};
 use anyhow::Context as _;
-use reprise_host::admin::serve_admin;
-use reprise_host::component::Source;
-use reprise_host::http::{HttpFrontEnd, Routing, ServeOptions, serve};
+use reprise_host::ops::admin::serve_admin;
+use reprise_host::runtime::component::Source;
+use reprise_host::front::http::record::Recorder;
+use reprise_host::front::http::{HttpFrontEnd, Routing, ServeOptions, serve};
 use reprise_host::policy::ReuseFlags;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -16,6 +17,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
+    let record = match &args.record {
+        Some(path) => Some(Arc::new(
+            Recorder::open(path, args.record_secrets)
+                .with_context(|| format!("cannot open --record file {}", path.display()))?,
+        )),
+        None => None,
+    };
     let source = match &args.component {
         Some(path) => Source::File(path.clone()),
         None => Source::Embedded {
@@ -29,14 +37,14 @@ pub fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
         memory_ceiling: args.memory_ceiling,
         ..args.instances.reuse_flags()
     };
-    let prepared = prepare(source.clone(), &args.instances, &flags)?;
+    let setup = prepare(source.clone(), &args.instances, flags, true)?;
     let routing = Routing {
         isolate_by: args.isolate_by,
-        chaos: prepared.chaos.clone(),
+        chaos: setup.chaos.clone(),
     };
     let output = guest_output(log_format, false);
     let guest = args.instances.guest.environment(Vec::new(), false, output);
-    let manager = Arc::new(prepared.into_manager(&args.instances, guest, true)?);
+    let manager = Arc::new(setup.manager(guest)?);
     let front = Arc::new(HttpFrontEnd::new(
         manager.clone(),
         routing,
@@ -81,6 +89,7 @@ pub fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
             max_connections: args.max_connections,
             header_timeout: Some(args.header_timeout).filter(|t| !t.is_zero()),
             drain_timeout: args.drain_timeout,
+            record,
         };
         serve(listener, front, options, wait_for(stop_rx)).await?;
         manager.close();

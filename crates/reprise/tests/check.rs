@@ -93,7 +93,8 @@ fn function_calls_are_checked_fresh_reused_and_under_chaos() {
     let (ok, out) = check(&[VALUES, "--call", "sum([1, 2, 3])", "--seed", "1"]);
     assert!(ok, "{out}");
     assert!(out.contains("verdict: reuse-safe"), "{out}");
-    assert!(out.contains("over 12 calls"), "{out}");
+    // The memory trend is taken over the long run.
+    assert!(out.contains("per call over 1000 calls"), "{out}");
 }
 
 #[test]
@@ -110,7 +111,7 @@ fn a_command_that_runs_once_per_instance_breaks_under_reuse() {
         "ok, printing \"hello from command \\n\""
     );
     let actual = divergence["actual"].as_str().unwrap();
-    assert!(actual.starts_with("failed: wasm trap"), "{actual}");
+    assert!(actual.starts_with("failed: "), "{actual}");
 }
 
 #[test]
@@ -156,4 +157,145 @@ fn echo_survives_chaos_chunking_exactly() {
         assert_eq!(echoed.len(), body.len());
         assert!(echoed == body, "the echoed body differs");
     }
+}
+
+/// Runs `reprise check ARGS`: (exit code, stdout, stderr).
+fn check_full(args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["check"];
+    all.extend_from_slice(args);
+    let output = run(&all);
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn first_callers_header_leaks_even_when_every_call_sends_the_same() {
+    let script = support::scratch_path("same-user.http");
+    let one = "GET /greet HTTP/1.1\nX-User: alice\n\n";
+    std::fs::write(&script, [one; 4].join("###\n")).unwrap();
+    let repro = support::scratch_path("first-caller-repro.http");
+    let (code, out, _) = check_full(&[
+        CHECK_FIRST_CALLER,
+        "--script",
+        script.to_str().unwrap(),
+        "--seed",
+        "1",
+        "--repro",
+        repro.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("verdict: leaks between calls"), "{out}");
+    assert!(
+        out.contains("leak: the value of header x-user sent in call 1 appeared in the body of call 2"),
+        "{out}"
+    );
+    assert!(out.contains("reproduction: 2 calls (shrunk"), "{out}");
+    assert!(out.contains("--seed 1"), "{out}");
+    // The shrunk script replays the leak by itself.
+    let (code, out, _) = check_full(&[CHECK_FIRST_CALLER, "--script", repro.to_str().unwrap(), "--seed", "1"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("verdict: leaks between calls"), "{out}");
+    // And the default script finds it too.
+    let (code, out, _) = check_full(&[CHECK_FIRST_CALLER, "--seed", "2"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("verdict: leaks between calls"), "{out}");
+}
+
+#[test]
+fn earlier_bodies_echoed_leak() {
+    let script = support::scratch_path("history.http");
+    std::fs::write(
+        &script,
+        "POST /\nContent-Type: text/plain\n\nfirst body\n###\nPOST /\nContent-Type: text/plain\n\nsecond body\n###\nPOST /\n\nthird body\n",
+    )
+    .unwrap();
+    let (code, out, _) = check_full(&[CHECK_ECHO_HISTORY, "--script", script.to_str().unwrap(), "--seed", "1", "--json"]);
+    assert_eq!(code, 1, "{out}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["verdict"], "leaks between calls");
+    let evidence = report["leaks"][0]["evidence"].as_str().unwrap();
+    assert!(evidence.contains("body sent in call 1 appeared in the body of call 2"), "{evidence}");
+}
+
+#[test]
+fn a_table_that_fills_up_breaks_after_forty_calls() {
+    let (code, out, _) = check_full(&[CHECK_TABLE_FULL, "--seed", "1"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("verdict: breaks under reuse"), "{out}");
+    assert!(out.contains("calls 1-40 succeeded on one instance, call 41 failed"), "{out}");
+    assert!(out.contains("recommended hint: v1 reuse max-calls=40"), "{out}");
+}
+
+#[test]
+fn p3_state_across_an_await_is_caught_by_concurrent_calls() {
+    let (code, out, _) = check_full(&[CHECK_P3_AWAIT_STATE, "--seed", "1"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(!out.contains("verdict: reuse-safe"), "{out}");
+    assert!(out.contains("concurrent seed"), "{out}");
+}
+
+#[test]
+fn look_alikes_are_reuse_safe() {
+    for component in [CHECK_RANDOM_TOKEN, CHECK_P3_AWAIT_STATELESS, HELLO] {
+        let (code, out, _) = check_full(&[component, "--seed", "1"]);
+        assert_eq!(code, 0, "{component}: {out}");
+        assert!(out.contains("verdict: reuse-safe"), "{out}");
+    }
+    let (_, out, _) = check_full(&[CHECK_RANDOM_TOKEN, "--seed", "1"]);
+    assert!(out.contains("masked: body of calls 1-12"), "{out}");
+    let script = support::scratch_path("echo.http");
+    std::fs::write(
+        &script,
+        "POST /a HTTP/1.1\nContent-Type: application/json\nX-Trace: abcdef\n\n{\"name\": \"alice\"}\n###\nPOST /b\n\nplain text body\n",
+    )
+    .unwrap();
+    let (code, out, _) = check_full(&[ECHO, "--script", script.to_str().unwrap(), "--seed", "1"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("with 2 calls") || out.contains("verdict: reuse-safe"), "{out}");
+}
+
+#[test]
+fn bad_scripts_name_the_line_and_exit_2() {
+    let cases = [
+        ("bad1.script", "GET /\nGET /?q=<b>\n", "error: script line 2: "),
+        ("bad2.http", "GET /\nX-User alice\n", "error: script line 2: expected a header"),
+        ("bad3.http", "BREW /pot\n", "error: script line 1: `BREW` is not an HTTP method"),
+        ("bad4.http", "# nothing\n###\nX-User: a\n", "error: script line 3: expected a request line"),
+    ];
+    for (name, text, expected) in cases {
+        let script = support::scratch_path(name);
+        std::fs::write(&script, text).unwrap();
+        let (code, _, err) = check_full(&[HELLO, "--script", script.to_str().unwrap()]);
+        assert_eq!(code, 2, "{name}: {err}");
+        assert!(err.contains(expected), "{name}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn junit_has_a_test_case_per_run() {
+    let junit = support::scratch_path("counter.xml");
+    let (code, out, _) = check_full(&[COUNTER, "--seed", "1", "--json", "--junit", junit.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let runs = report["runs"].as_array().unwrap().len();
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.starts_with("<?xml"), "{xml}");
+    assert_eq!(xml.matches("<testcase ").count(), runs, "{xml}");
+    assert_eq!(xml.matches("</testcase>").count(), runs, "{xml}");
+    assert!(xml.contains("<failure "), "{xml}");
+    assert!(xml.trim_end().ends_with("</testsuites>"), "{xml}");
+}
+
+#[test]
+fn function_components_get_token_variation() {
+    let (code, out, _) = check_full(&[CHECK_GREETER, "--call", "greet(\"alice\")", "--seed", "1"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("verdict: leaks between calls"), "{out}");
+    assert!(out.contains("string argument 1 sent in call 1 appeared in the result of call 2"), "{out}");
+    let (code, out, _) = check_full(&[CHECK_GREETER, "--call", "add(1, 2)", "--seed", "1"]);
+    assert_eq!(code, 0, "{out}");
 }

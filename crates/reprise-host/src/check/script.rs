@@ -1,0 +1,590 @@
+//! Check scripts: what a check sends, in order.
+//!
+//! Two formats hold HTTP requests: the `.http` format of REST Client and
+//! the JetBrains HTTP client (requests separated by `###` lines, each a
+//! request line, headers, a blank line and a body), for files whose name
+//! ends in `.http`, and the one-line format (`METHOD /PATH [BODY]`) for
+//! other names. A script of other names may instead hold function calls in
+//! WAVE, one per line. Every malformed line is reported as
+//! `script line N: ...`, never a panic.
+
+use crate::front::serial::invoke::{Invocation, parse_invocation};
+use bytes::Bytes;
+use http::Method;
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// What a check sends, in order.
+#[derive(Clone, Debug)]
+pub enum Script {
+    /// Requests to the component's wasi:http handler.
+    Http(Vec<ScriptedRequest>),
+    /// Calls of its exported functions.
+    Calls(Vec<ScriptedCall>),
+}
+
+/// One function call of a script: its text, as written, and what it
+/// calls.
+#[derive(Clone, Debug)]
+pub struct ScriptedCall {
+    pub text: String,
+    pub invocation: Invocation,
+}
+
+/// One request of a check script.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScriptedRequest {
+    pub method: Method,
+    /// The path and query, starting with `/`.
+    pub path: String,
+    /// The Host to send (from an absolute URL), else `localhost`.
+    pub host: Option<String>,
+    /// Header lines in order, as written.
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+impl ScriptedRequest {
+    /// A `GET` of `path` with nothing else.
+    pub fn get(path: &str) -> Self {
+        ScriptedRequest {
+            method: Method::GET,
+            path: path.to_string(),
+            host: None,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// The value of header `name` (case-insensitive), if any.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A one-line summary: `POST /echo (12 bytes)`.
+    pub fn summary(&self) -> String {
+        let mut text = format!("{} {}", self.method, self.path);
+        if !self.body.is_empty() {
+            text.push_str(&format!(" ({} bytes)", self.body.len()));
+        }
+        text
+    }
+
+    /// The request as an `http::Request`; fails only for values the
+    /// parser would have refused.
+    pub fn to_http<B>(&self, body: B) -> Result<http::Request<B>, String> {
+        let host = self.host.as_deref().unwrap_or("localhost");
+        let mut builder = http::Request::builder()
+            .method(self.method.clone())
+            .uri(format!("http://{host}{}", self.path))
+            .header(http::header::HOST, host);
+        for (name, value) in &self.headers {
+            if name.eq_ignore_ascii_case("host") {
+                continue;
+            }
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        builder.body(body).map_err(|e| e.to_string())
+    }
+
+    /// The request in the `.http` format (a block without the `###`).
+    pub fn to_http_text(&self) -> String {
+        let mut text = format!("{} {}", self.method, self.path);
+        text.push_str(" HTTP/1.1\n");
+        if let Some(host) = &self.host {
+            text.push_str(&format!("Host: {host}\n"));
+        }
+        for (name, value) in &self.headers {
+            if !name.eq_ignore_ascii_case("host") || self.host.is_none() {
+                text.push_str(&format!("{name}: {value}\n"));
+            }
+        }
+        if !self.body.is_empty() {
+            text.push('\n');
+            text.push_str(&String::from_utf8_lossy(&self.body));
+            if !self.body.ends_with(b"\n") {
+                text.push('\n');
+            }
+        }
+        text
+    }
+}
+
+/// The methods a script may use: the standard ones.
+pub const METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// Calls per run when one call is repeated (`--call`), as many as the
+/// default script makes.
+pub const DEFAULT_CALLS: usize = 12;
+
+/// The script used when none is given: plain GETs of `/`, enough calls for
+/// state carried between calls, and chaos's re-instantiations, to show.
+pub const DEFAULT_SCRIPT: &str = "# reprise check's default script\n\
+    GET /\nGET /\nGET /\nGET /\nGET /\nGET /\nGET /\nGET /\nGET /\nGET /\nGET /\nGET /\n";
+
+impl Script {
+    /// Parses the script file `name` holding `text`: the `.http` format
+    /// when the name ends in `.http`; otherwise HTTP requests when its
+    /// first entry is one (`METHOD /PATH`), else calls in WAVE
+    /// (`name(args)`), one per line, checked against `component`'s exports.
+    pub fn parse_file(
+        name: &str,
+        text: &str,
+        component: &Component,
+        engine: &Engine,
+    ) -> Result<Script, String> {
+        if name.ends_with(".http") {
+            return parse_http_file(text).map(Script::Http);
+        }
+        Script::parse(text, component, engine)
+    }
+
+    /// Parses a script in the one-line formats (requests or calls).
+    pub fn parse(text: &str, component: &Component, engine: &Engine) -> Result<Script, String> {
+        if Script::sends_requests(text) {
+            return parse_script(text).map(Script::Http);
+        }
+        let calls = entries(text)
+            .map(|(number, line)| {
+                parse_invocation(component, engine, line)
+                    .map(|invocation| ScriptedCall {
+                        text: line.trim().to_string(),
+                        invocation,
+                    })
+                    .map_err(|e| format!("script line {number}: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if calls.is_empty() {
+            return Err("the script has no calls".to_string());
+        }
+        Ok(Script::Calls(calls))
+    }
+
+    /// Whether a script file named `name` holding `text` holds HTTP
+    /// requests rather than calls.
+    pub fn file_sends_requests(name: &str, text: &str) -> bool {
+        name.ends_with(".http") || Script::sends_requests(text)
+    }
+
+    /// Whether the one-line script `text` holds HTTP requests rather than
+    /// calls.
+    pub fn sends_requests(text: &str) -> bool {
+        entries(text)
+            .next()
+            .is_some_and(|(_, line)| is_request(line))
+    }
+
+    /// `call` (`name(args)` in WAVE), made `times` times.
+    pub fn repeated_call(
+        call: &str,
+        times: usize,
+        component: &Component,
+        engine: &Engine,
+    ) -> Result<Script, String> {
+        let invocation = parse_invocation(component, engine, call).map_err(|e| e.to_string())?;
+        let call = ScriptedCall {
+            text: call.trim().to_string(),
+            invocation,
+        };
+        Ok(Script::Calls(vec![call; times]))
+    }
+
+    /// Calls the script makes per run.
+    pub fn calls_per_run(&self) -> usize {
+        match self {
+            Script::Http(requests) => requests.len(),
+            Script::Calls(calls) => calls.len(),
+        }
+    }
+
+    /// Entry `index` as a one-line summary.
+    pub fn summary(&self, index: usize) -> String {
+        match self {
+            Script::Http(requests) => requests.get(index).map(ScriptedRequest::summary),
+            Script::Calls(calls) => calls.get(index).map(|c| c.text.clone()),
+        }
+        .unwrap_or_default()
+    }
+
+    /// The entries at `indices`, in that order, as a new script.
+    pub fn pick(&self, indices: &[usize]) -> Script {
+        match self {
+            Script::Http(requests) => {
+                Script::Http(indices.iter().map(|&i| requests[i].clone()).collect())
+            }
+            Script::Calls(calls) => {
+                Script::Calls(indices.iter().map(|&i| calls[i].clone()).collect())
+            }
+        }
+    }
+
+    /// The script as a file that `--script` reads back: the `.http` format
+    /// for requests, one WAVE call per line for calls.
+    pub fn to_file_text(&self) -> String {
+        match self {
+            Script::Http(requests) => {
+                let mut text = String::from("# written by reprise check --repro\n");
+                for (index, request) in requests.iter().enumerate() {
+                    text.push_str(&format!("### call {}\n", index + 1));
+                    text.push_str(&request.to_http_text());
+                }
+                text
+            }
+            Script::Calls(calls) => {
+                let mut text = String::from("# written by reprise check --repro\n");
+                for call in calls {
+                    text.push_str(&call.text);
+                    text.push('\n');
+                }
+                text
+            }
+        }
+    }
+}
+
+/// Whether a script line is an HTTP request (`METHOD /PATH ...`) rather
+/// than a call (`name(args)`, whose name always comes with its `(`).
+pub(crate) fn is_request(line: &str) -> bool {
+    line.split_once(' ').is_some_and(|(method, rest)| {
+        !method.is_empty()
+            && method.bytes().all(|b| b.is_ascii_alphabetic())
+            && (rest.starts_with('/') || rest.starts_with("http://") || rest.starts_with("https://"))
+    })
+}
+
+/// The lines of a script that say something, numbered from 1: blank lines
+/// and `#` comments are skipped.
+fn entries(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(index, line)| (index + 1, line.trim_end()))
+        .filter(|(_, line)| !line.trim().is_empty() && !line.trim_start().starts_with('#'))
+}
+
+/// `method` if it is a standard HTTP method.
+fn method(number: usize, method: &str) -> Result<Method, String> {
+    if !METHODS.contains(&method) {
+        return Err(format!(
+            "script line {number}: `{method}` is not an HTTP method (expected one of {})",
+            METHODS.join(", ")
+        ));
+    }
+    Method::from_bytes(method.as_bytes())
+        .map_err(|_| format!("script line {number}: `{method}` is not an HTTP method"))
+}
+
+/// The path and query of `target` (`/path?q` or `http://host/path?q`),
+/// and the host of an absolute URL.
+fn target(number: usize, target: &str) -> Result<(String, Option<String>), String> {
+    let bad = |target: &str| {
+        let shown: String = target
+            .chars()
+            .filter(|c| !c.is_ascii_graphic() || "<>\"{}|\\^`".contains(*c))
+            .take(3)
+            .collect();
+        let which = if shown.is_empty() {
+            String::new()
+        } else {
+            format!(" ({shown:?})")
+        };
+        format!(
+            "script line {number}: `{target}` holds characters a URI may not{which}; \
+             percent-encode them (`<` is `%3C`)"
+        )
+    };
+    if let Some(rest) = target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))
+    {
+        let uri: http::Uri = target.parse().map_err(|_| bad(target))?;
+        let host = uri
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| format!("script line {number}: `{target}` names no host"))?;
+        let _ = rest;
+        let path = uri
+            .path_and_query()
+            .map_or("/".to_string(), |p| p.as_str().to_string());
+        let path = if path.starts_with('/') {
+            path
+        } else {
+            format!("/{path}")
+        };
+        return Ok((path, Some(host)));
+    }
+    if !target.starts_with('/') {
+        return Err(format!(
+            "script line {number}: expected a path starting with `/` or a URL, got `{target}`"
+        ));
+    }
+    // The path must fit in a URI exactly as written.
+    let uri: http::Uri = format!("http://localhost{target}")
+        .parse()
+        .map_err(|_| bad(target))?;
+    if uri.path_and_query().map(|p| p.as_str()) != Some(target) {
+        return Err(bad(target));
+    }
+    Ok((target.to_string(), None))
+}
+
+/// A header line `Name: value`.
+fn header(number: usize, line: &str) -> Result<(String, String), String> {
+    let Some((name, value)) = line.split_once(':') else {
+        return Err(format!(
+            "script line {number}: expected a header `Name: value` (or a blank line before \
+             the body), got `{line}`"
+        ));
+    };
+    let name = name.trim();
+    let value = value.trim();
+    http::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("script line {number}: `{name}` is not a valid header name"))?;
+    http::HeaderValue::from_str(value).map_err(|_| {
+        format!("script line {number}: the value of header `{name}` holds characters a header may not")
+    })?;
+    Ok((name.to_string(), value.to_string()))
+}
+
+/// Parses a script of HTTP requests in the one-line format: one per line,
+/// `METHOD PATH [BODY]`; the body is the rest of the line, sent as is.
+/// Blank lines and `#` comments are skipped.
+pub fn parse_script(text: &str) -> Result<Vec<ScriptedRequest>, String> {
+    let mut requests = Vec::new();
+    for (number, line) in entries(text) {
+        let mut parts = line.splitn(3, ' ');
+        let name = parts.next().unwrap_or_default();
+        let path = parts.next().unwrap_or_default();
+        if !path.starts_with('/') && !path.starts_with("http") {
+            return Err(format!(
+                "script line {number}: expected `METHOD /PATH [BODY]`, got `{line}`"
+            ));
+        }
+        let method = method(number, name)?;
+        let (path, host) = target(number, path)?;
+        requests.push(ScriptedRequest {
+            method,
+            path,
+            host,
+            headers: Vec::new(),
+            body: Bytes::copy_from_slice(parts.next().unwrap_or_default().as_bytes()),
+        });
+    }
+    if requests.is_empty() {
+        return Err("the script has no requests".to_string());
+    }
+    Ok(requests)
+}
+
+/// Parses a script in the `.http` format: requests separated by lines
+/// starting with `###`; each a request line `METHOD PATH-OR-URL
+/// [HTTP/1.1]`, header lines `Name: value`, a blank line, then the body up
+/// to the next `###`. Lines starting with `#` or `//` before the body are
+/// comments.
+pub fn parse_http_file(text: &str) -> Result<Vec<ScriptedRequest>, String> {
+    let mut requests = Vec::new();
+    let mut block: Vec<(usize, &str)> = Vec::new();
+    let lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
+    for (number, line) in lines {
+        if line.starts_with("###") {
+            if let Some(request) = http_block(&block)? {
+                requests.push(request);
+            }
+            block.clear();
+        } else {
+            block.push((number, line));
+        }
+    }
+    if let Some(request) = http_block(&block)? {
+        requests.push(request);
+    }
+    if requests.is_empty() {
+        return Err("the script has no requests".to_string());
+    }
+    Ok(requests)
+}
+
+fn is_comment(line: &str) -> bool {
+    let line = line.trim_start();
+    line.starts_with('#') || line.starts_with("//")
+}
+
+/// One request of a `.http` file, `None` for a block of only comments.
+fn http_block(block: &[(usize, &str)]) -> Result<Option<ScriptedRequest>, String> {
+    let mut lines = block.iter().copied().peekable();
+    // The request line: the first that is neither blank nor a comment.
+    let request_line = loop {
+        match lines.next() {
+            None => return Ok(None),
+            Some((_, line)) if line.trim().is_empty() || is_comment(line) => continue,
+            Some(found) => break found,
+        }
+    };
+    let (number, line) = request_line;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let (name, url) = match words.as_slice() {
+        [url] if url.starts_with('/') || url.starts_with("http") => ("GET", *url),
+        [name, url] | [name, url, _] => (*name, *url),
+        _ => {
+            return Err(format!(
+                "script line {number}: expected a request line `METHOD PATH-OR-URL [HTTP/1.1]`, \
+                 got `{}`",
+                line.trim()
+            ));
+        }
+    };
+    if let [_, _, version] = words.as_slice()
+        && !version.starts_with("HTTP/")
+    {
+        return Err(format!(
+            "script line {number}: expected `HTTP/1.1` after the URL, got `{version}`"
+        ));
+    }
+    if name.contains(':') {
+        return Err(format!(
+            "script line {number}: expected a request line `METHOD PATH-OR-URL [HTTP/1.1]` \
+             before the headers, got `{}`",
+            line.trim()
+        ));
+    }
+    let method = method(number, name)?;
+    let (path, host) = target(number, url)?;
+    let mut headers = Vec::new();
+    let mut in_body = false;
+    let mut body_lines: Vec<&str> = Vec::new();
+    for (number, line) in lines {
+        if in_body {
+            body_lines.push(line);
+        } else if line.trim().is_empty() {
+            in_body = true;
+        } else if is_comment(line) {
+            continue;
+        } else {
+            headers.push(header(number, line)?);
+        }
+    }
+    while body_lines.last().is_some_and(|l| l.trim().is_empty()) {
+        body_lines.pop();
+    }
+    let body = body_lines.join("\n");
+    let host = host.or_else(|| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("host"))
+            .map(|(_, v)| v.clone())
+    });
+    Ok(Some(ScriptedRequest {
+        method,
+        path,
+        host,
+        headers,
+        body: Bytes::from(body),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_scripts_parse_methods_paths_and_bodies() {
+        let script = parse_script("# comment\nGET /\n\nPOST /echo hello world\n").unwrap();
+        assert_eq!(script.len(), 2);
+        assert_eq!(script[1].method, Method::POST);
+        assert_eq!(script[1].path, "/echo");
+        assert_eq!(script[1].body, Bytes::from_static(b"hello world"));
+        assert!(parse_script("GET nowhere").unwrap_err().contains("line 1"));
+        assert!(
+            parse_script("G@T /")
+                .unwrap_err()
+                .contains("not an HTTP method")
+        );
+        assert!(
+            parse_script("# nothing\n")
+                .unwrap_err()
+                .contains("no requests")
+        );
+        assert!(parse_script(DEFAULT_SCRIPT).unwrap().len() >= 10);
+    }
+
+    #[test]
+    fn characters_a_uri_may_not_hold_are_an_error_not_a_panic() {
+        let error = parse_script("GET /\nGET /?q=<b>\n").unwrap_err();
+        assert!(error.starts_with("script line 2: "), "{error}");
+        assert!(error.contains("URI may not"), "{error}");
+        let error = parse_http_file("GET /a b c\n").unwrap_err();
+        assert!(error.starts_with("script line 1: "), "{error}");
+        let error = parse_script("BREW /pot\n").unwrap_err();
+        assert!(error.contains("`BREW` is not an HTTP method"), "{error}");
+    }
+
+    #[test]
+    fn http_files_hold_headers_and_bodies() {
+        let text = "# a comment\n\
+            POST /login HTTP/1.1\n\
+            Content-Type: application/json\n\
+            // another comment\n\
+            X-User: alice\n\
+            \n\
+            {\"name\": \"alice\"}\n\
+            \n\
+            ### second\n\
+            GET http://example.com/items?q=1\n\
+            \n\
+            ###\n\
+            # only a comment\n\
+            ###\n\
+            DELETE /items/1\n";
+        let requests = parse_http_file(text).unwrap();
+        assert_eq!(requests.len(), 3);
+        assert_eq!(requests[0].method, Method::POST);
+        assert_eq!(requests[0].path, "/login");
+        assert_eq!(requests[0].header("x-user"), Some("alice"));
+        assert_eq!(requests[0].header("content-type"), Some("application/json"));
+        assert_eq!(requests[0].body, Bytes::from_static(b"{\"name\": \"alice\"}"));
+        assert_eq!(requests[1].path, "/items?q=1");
+        assert_eq!(requests[1].host.as_deref(), Some("example.com"));
+        assert!(requests[1].body.is_empty());
+        assert_eq!(requests[2].method, Method::DELETE);
+        // It reads back what it writes.
+        let written = Script::Http(requests.clone()).to_file_text();
+        let again = parse_http_file(&written).unwrap();
+        assert_eq!(again.len(), 3);
+        assert_eq!(again[0].body, requests[0].body);
+        assert_eq!(again[0].header("x-user"), Some("alice"));
+        assert_eq!(again[1].host.as_deref(), Some("example.com"));
+    }
+
+    #[test]
+    fn malformed_http_files_name_the_line() {
+        let cases = [
+            ("GET /\nX-User alice\n", "script line 2: expected a header"),
+            ("###\nX-User: alice\n", "script line 2: expected a request line"),
+            ("FETCH /\n", "script line 1: `FETCH` is not an HTTP method"),
+            ("GET /\n###\n\nPOST /a b\n", "script line 4: expected `HTTP/1.1`"),
+            ("GET /a\nBad Name: x\n", "script line 2: `Bad Name` is not a valid header name"),
+            ("GET /?q=<b>\n", "script line 1: `/?q=<b>` holds characters"),
+            ("GET nowhere\n", "script line 1: expected a path"),
+            ("# nothing\n", "the script has no requests"),
+        ];
+        for (text, expected) in cases {
+            let error = parse_http_file(text).unwrap_err();
+            assert!(error.starts_with(expected), "{text:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn script_lines_are_requests_or_calls() {
+        assert!(is_request("GET /"));
+        assert!(is_request("POST /echo some body"));
+        assert!(!is_request("counter()"));
+        assert!(!is_request("greet(\"a /b\")"));
+        assert!(!is_request("f (1)"));
+        assert!(!is_request("GET nowhere"));
+    }
+}

@@ -1,0 +1,107 @@
+//! Shrinking: the fewest calls that still show a finding.
+//!
+//! Delta debugging (as Hypothesis and proptest shrink a failing case):
+//! drop chunks of calls, then single calls, keeping each removal after
+//! which the finding still shows, within a budget of attempts.
+
+/// The smallest sublist of `items` (order kept) for which `shows` still
+/// holds, never dropping the items `keep` says must stay; at most
+/// `attempts` calls of `shows`. Also says whether it finished (the result
+/// is then minimal: dropping any one more item loses the finding).
+pub async fn shrink<T: Clone>(
+    items: Vec<T>,
+    keep: impl Fn(&T) -> bool,
+    mut shows: impl AsyncFnMut(&[T]) -> bool,
+    attempts: usize,
+) -> (Vec<T>, bool) {
+    let mut current = items;
+    let mut tried = 0;
+    let mut chunk = current.len().div_ceil(2).max(1);
+    loop {
+        let mut removed_any = false;
+        let mut start = 0;
+        while start < current.len() {
+            let end = (start + chunk).min(current.len());
+            if current[start..end].iter().any(&keep) {
+                start = end;
+                continue;
+            }
+            if tried >= attempts {
+                return (current, false);
+            }
+            tried += 1;
+            let candidate: Vec<T> = current[..start]
+                .iter()
+                .chain(&current[end..])
+                .cloned()
+                .collect();
+            if !candidate.is_empty() && shows(&candidate).await {
+                current = candidate;
+                removed_any = true;
+            } else {
+                start = end;
+            }
+        }
+        if chunk == 1 && !removed_any {
+            return (current, true);
+        }
+        if !removed_any {
+            chunk = chunk.div_ceil(2).max(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    #[test]
+    fn a_leak_shrinks_to_its_source_and_sink() {
+        // Calls 1..=12; the finding needs call 3 (the source) before call 9.
+        let items: Vec<usize> = (1..=12).collect();
+        let (shrunk, done) = block_on(shrink(
+            items,
+            |&i| i == 9,
+            async |calls: &[usize]| calls.contains(&3) && calls.ends_with(&[9]),
+            100,
+        ));
+        assert_eq!((shrunk, done), (vec![3, 9], true));
+    }
+
+    #[test]
+    fn a_count_dependent_failure_keeps_its_count() {
+        // Fails once at least 5 calls precede the last.
+        let items: Vec<usize> = (1..=8).collect();
+        let (shrunk, done) = block_on(shrink(
+            items,
+            |&i| i == 8,
+            async |calls: &[usize]| calls.len() >= 6 && calls.ends_with(&[8]),
+            100,
+        ));
+        assert_eq!(shrunk.len(), 6);
+        assert!(done);
+    }
+
+    #[test]
+    fn the_budget_bounds_the_attempts() {
+        let items: Vec<usize> = (1..=50).collect();
+        let mut count = 0;
+        let (shrunk, done) = block_on(shrink(
+            items,
+            |_| false,
+            async |_: &[usize]| {
+                count += 1;
+                false
+            },
+            7,
+        ));
+        assert_eq!((shrunk.len(), done, count), (50, false, 7));
+    }
+}

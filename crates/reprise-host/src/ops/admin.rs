@@ -1,0 +1,138 @@
+//! The admin endpoint an orchestrator talks to: `/ready`, `/live` and
+//! `/metrics`. It listens on its own address so that probes and scrapes
+//! never queue behind application traffic and are never exposed with it.
+
+use crate::pool::InstanceManager;
+use bytes::Bytes;
+use http::{Method, Response, StatusCode};
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+#[cfg(test)]
+use std::time::Duration;
+use crate::ops::listen::{Listener, accept};
+
+/// Answers one admin request.
+///
+/// `/ready` is 200 only once an instance initialized successfully, and 503
+/// with the last initialization error otherwise; `/live` is 200 while the
+/// process serves at all; `/metrics` is the Prometheus text exposition.
+pub fn respond(manager: &InstanceManager, method: &Method, path: &str) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = match (method, path) {
+        (&Method::GET | &Method::HEAD, "/ready") if manager.is_ready() => {
+            (StatusCode::OK, "text/plain", "ready\n".to_string())
+        }
+        (&Method::GET | &Method::HEAD, "/ready") => {
+            let body = match manager.last_init_failure() {
+                Some(error) => format!("not ready: initialization failed: {error}\n"),
+                None => "not ready: no instance has initialized yet\n".to_string(),
+            };
+            (StatusCode::SERVICE_UNAVAILABLE, "text/plain", body)
+        }
+        (&Method::GET | &Method::HEAD, "/live") => (StatusCode::OK, "text/plain", "live\n".into()),
+        (&Method::GET | &Method::HEAD, "/metrics") => (
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            manager.metrics().render(),
+        ),
+        (_, "/ready" | "/live" | "/metrics") => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "use GET\n".into(),
+        ),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found: the admin endpoint serves /ready, /live and /metrics\n".into(),
+        ),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    response
+}
+
+/// Serves the admin endpoint on `listener` until `shutdown` resolves. A
+/// failed accept (out of file descriptors) is retried after a pause: probes
+/// must keep getting answers once the pressure passes.
+pub async fn serve_admin(
+    listener: impl Listener,
+    manager: Arc<InstanceManager>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = accept(&listener, "admin endpoint") => accepted,
+            () = &mut shutdown => return,
+        };
+        let manager = manager.clone();
+        let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+            let response = respond(&manager, request.method(), request.uri().path());
+            async move { Ok::<_, Infallible>(response) }
+        });
+        tokio::spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = connection.await {
+                tracing::debug!("admin connection ended with error: {e}");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::engine::EngineOptions;
+    use crate::ops::listen::tests::Flaky;
+    use crate::pool::InstanceLimits;
+    use crate::policy::Policy;
+    use std::sync::atomic::AtomicUsize;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Regression: one failed accept (EMFILE) used to end the admin
+    /// endpoint for good, while the process went on serving.
+    #[tokio::test]
+    async fn the_admin_endpoint_survives_failed_accepts() {
+        let engine = crate::runtime::engine::EngineHandle::new(&EngineOptions::default()).unwrap();
+        let component = wasmtime::component::Component::new(
+            &engine.engine,
+            wat::parse_str("(component)").unwrap(),
+        )
+        .unwrap();
+        let manager = Arc::new(
+            InstanceManager::new(engine, component, InstanceLimits::default(), Policy::Fresh)
+                .unwrap(),
+        );
+        let listener = Flaky {
+            inner: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            failures: AtomicUsize::new(2),
+        };
+        let addr = listener.inner.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_admin(listener, manager, async {
+            let _ = stopped.await;
+        }));
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(b"GET /live HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(5), client.read_to_string(&mut answer))
+            .await
+            .expect("the admin endpoint answered")
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(!server.is_finished(), "the endpoint ended");
+        stop.send(()).unwrap();
+        server.await.unwrap();
+    }
+}
