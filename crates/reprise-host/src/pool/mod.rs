@@ -7,6 +7,10 @@
 
 
 pub mod metrics;
+mod set;
+mod warm;
+
+pub use set::{Bind, Lifecycle, Pool, Pooled};
 
 use crate::runtime::component::one_line;
 use crate::runtime::engine::{DEFAULT_MAX_INSTANCES, EngineHandle, YIELD_TICKS};

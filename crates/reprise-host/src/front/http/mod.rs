@@ -7,7 +7,6 @@ mod perturb;
 pub mod record;
 mod route;
 mod server;
-mod warm;
 
 pub use route::{IsolateBy, Routing};
 pub use server::{ServeOptions, serve};
@@ -125,7 +124,7 @@ impl HttpFrontEnd {
     /// succeeds.
     pub async fn warm_up(&self) -> anyhow::Result<()> {
         for set in self.router.warm_sets() {
-            set.dispatch().warm_up().await?;
+            set.dispatch().pool().warm_up().await?;
         }
         Ok(())
     }

@@ -166,6 +166,7 @@ impl Group {
                 let set = &slots[decision.slot];
                 if decision.reinstantiate {
                     set.dispatch()
+                        .pool()
                         .retire_one_used(decision.victim, Retirement::Chaos);
                 }
                 (set, Some(decision))
@@ -182,7 +183,7 @@ impl Group {
 
     /// Whether no instance of the group is alive.
     fn is_unused(&self) -> bool {
-        self.sets().iter().all(|set| set.dispatch().is_unused())
+        self.sets().iter().all(|set| set.dispatch().pool().is_unused())
     }
 }
 

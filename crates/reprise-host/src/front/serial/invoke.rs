@@ -8,7 +8,8 @@
 
 use crate::runtime::instance::InstanceState;
 use crate::pool::InstanceManager;
-use crate::front::serial::{Bind, Serial, SerialOptions};
+use crate::front::serial::{Serial, SerialOptions};
+use crate::pool::Bind;
 use std::ops::Range;
 use std::sync::Arc;
 use wasmtime::Engine;

@@ -1,4 +1,4 @@
-//! The thread that refills an instance set's pre-warmed instances.
+//! The thread that refills a pool's pre-warmed instances.
 //!
 //! Initialization can be long CPU work with no await point (a start
 //! function or `init` that spins for milliseconds). Run on a runtime worker
@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use tokio::runtime::Handle;
 
 /// Wakes a set's warming thread; dropping it ends the thread.
-pub(crate) struct Warmer {
+pub struct Warmer {
     wake: mpsc::Sender<Handle>,
 }
 
