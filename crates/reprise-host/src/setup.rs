@@ -106,17 +106,18 @@ impl Setup {
             Policy::Fresh => tracing::info!("policy: a fresh instance per call"),
             Policy::Reuse(bounds) => tracing::info!("policy: reuse ({bounds})"),
         }
-        self.manager_with(self.resolution.policy.clone(), guest)
+        let [manager] = self.managers([self.resolution.policy.clone()], guest)?;
+        Ok(manager)
     }
 
-    /// Compiles the component and creates a manager with `policy` instead
-    /// of the resolved one: what `reprise check` does to run the same
-    /// component fresh and reused side by side.
-    pub fn manager_with(
+    /// Compiles the component once and creates a manager per policy
+    /// instead of the resolved one: what `reprise check` does to run the
+    /// same component fresh and reused side by side.
+    pub fn managers<const N: usize>(
         &self,
-        policy: Policy,
+        policies: [Policy; N],
         guest: GuestEnvironment,
-    ) -> anyhow::Result<InstanceManager> {
+    ) -> anyhow::Result<[InstanceManager; N]> {
         let limits = &self.settings.limits;
         let engine_options = EngineOptions {
             max_memory: limits.max_memory,
@@ -126,7 +127,15 @@ impl Setup {
         };
         let (engine, compiled) = component::load(&engine_options, &self.bytes, &self.source)?;
         tracing::debug!(allocator = ?engine.allocator, "engine ready");
-        Ok(InstanceManager::new(engine, compiled, limits.clone(), policy)?.with_guest(guest))
+        let mut managers = Vec::with_capacity(N);
+        for policy in policies {
+            let manager =
+                InstanceManager::new(engine.clone(), compiled.clone(), limits.clone(), policy)?;
+            managers.push(manager.with_guest(guest.clone()));
+        }
+        Ok(managers
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("one manager per policy")))
     }
 }
 

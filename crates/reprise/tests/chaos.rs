@@ -158,3 +158,42 @@ fn chaos_within_isolation_keys_never_crosses_tenants() {
         "{reinstantiated} {reused}"
     );
 }
+
+/// Regression: under `--chaos`, a fresh policy used to become the default
+/// reuse bounds, so a component declaring `max-concurrency=1` (run with
+/// `--policy fresh`) got 16 concurrent calls on one instance. Chaos reuses
+/// more than asked, but never beyond what the component declared.
+#[test]
+fn chaos_never_exceeds_the_declared_max_concurrency() {
+    let hinted = support::scratch_path("counter-p3-one-at-a-time.wasm");
+    let hinted = hinted.to_str().unwrap();
+    let output = support::run(&[
+        "hint",
+        "set",
+        COUNTER_P3,
+        "v1 reuse max-concurrency=1",
+        "-o",
+        hinted,
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let server = Server::start(&[hinted, "--policy", "fresh", "--chaos=0.1", "--seed", "3"]);
+    let addr = server.addr.clone();
+    let requests: Vec<_> = (0..6)
+        .map(|i| {
+            let addr = addr.clone();
+            std::thread::sleep(std::time::Duration::from_millis(10 * i));
+            std::thread::spawn(move || {
+                let response = ureq::get(&format!("http://{addr}/slow")).call().unwrap();
+                response.headers()["x-in-flight"]
+                    .to_str()
+                    .unwrap()
+                    .parse::<u32>()
+                    .unwrap()
+            })
+        })
+        .collect();
+    for request in requests {
+        let in_flight = request.join().unwrap();
+        assert_eq!(in_flight, 1, "{in_flight} concurrent requests on one instance");
+    }
+}
