@@ -4,12 +4,15 @@
 //! each policy, with `wasmtime serve` (the same component, the same load
 //! generator) and compares them with a native hyper server, the ceiling.
 //! Load comes from `wrk` over loopback for a bounded time per scenario; the
-//! servers run one at a time so each has the machine to itself.
+//! servers run one at a time so each has the machine to itself. The
+//! `check/hello` scenario times a default `reprise check` of `hello`
+//! (against the absolute 20 s target; `--rounds` runs, median).
 //!
 //! ```sh
 //! cargo run --release -p reprise-bench -- --out docs/benchmarks
 //! ```
 
+mod check;
 mod instantiate;
 mod instructions;
 mod load;
@@ -20,7 +23,7 @@ mod tools;
 use anyhow::Context as _;
 use clap::Parser;
 use load::LoadSpec;
-use report::{Measurement, Report};
+use report::{Measurement, Report, TimeTarget};
 use reprise_host::runtime::engine::Allocator;
 use servers::{Launch, Running};
 use std::net::SocketAddr;
@@ -57,7 +60,7 @@ struct Args {
     #[arg(long)]
     skip_wasmtime: bool,
 
-    /// Only run scenarios whose name contains this (e.g. `hello/`, `reprise-`).
+    /// Only run scenarios whose name contains this (e.g. `hello/`, `reprise-`, `check/`).
     #[arg(long)]
     only: Option<String>,
 
@@ -183,9 +186,10 @@ fn main() -> ExitCode {
     }
     match run(&args) {
         Ok(report) => {
-            let missed = report.ratios.iter().filter(|r| !r.met()).count();
+            let missed = report.ratios.iter().filter(|r| !r.met()).count()
+                + report.time_targets.iter().filter(|t| !t.met()).count();
             if args.strict && missed > 0 {
-                eprintln!("error: {missed} ratio(s) missed their target");
+                eprintln!("error: {missed} ratio(s) or time(s) missed their target");
                 return ExitCode::FAILURE;
             }
             ExitCode::SUCCESS
@@ -203,7 +207,6 @@ fn run(args: &Args) -> anyhow::Result<Report> {
         && SCENARIOS
             .iter()
             .any(|(name, _, s)| matches!(s, Server::Wasmtime(_)) && selected(name));
-    let wrk = tools::wrk()?;
     let reprise = tools::reprise()?;
     let wasmtime = if wants_wasmtime {
         Some(tools::wasmtime()?)
@@ -226,6 +229,11 @@ fn run(args: &Args) -> anyhow::Result<Report> {
             selected(name) && (wasmtime.is_some() || !matches!(server, Server::Wasmtime(_)))
         })
         .collect();
+    // wrk loads servers; a run of only `check/` scenarios needs none.
+    let wrk = match scenarios.is_empty() {
+        true => PathBuf::new(),
+        false => tools::wrk()?,
+    };
     let hosts = Hosts {
         reprise: &reprise,
         wasmtime: wasmtime.as_deref(),
@@ -257,6 +265,26 @@ fn run(args: &Args) -> anyhow::Result<Report> {
         }
     }
     let measurements: Vec<Measurement> = runs.into_iter().filter_map(report::median).collect();
+
+    let mut time_targets = Vec::new();
+    if selected(check::NAME) {
+        let (runs, command) = check::measure(&reprise, reprise_test_programs::HELLO, args.rounds)
+            .context(check::NAME)?;
+        let target = TimeTarget {
+            name: check::NAME,
+            meaning: "hello: default `reprise check`, wall time (absolute target, 2 cores)",
+            command,
+            runs,
+            target: check::TARGET,
+        };
+        eprintln!(
+            "bench: {}: median {:.2} s (target ≤ {} s)",
+            check::NAME,
+            target.median().as_secs_f64(),
+            check::TARGET.as_secs()
+        );
+        time_targets.push(target);
+    }
 
     let mut instantiation = Vec::new();
     if selected("instantiation") || args.only.is_none() {
@@ -316,6 +344,7 @@ fn run(args: &Args) -> anyhow::Result<Report> {
         measurements,
         instantiation,
         instructions,
+        time_targets,
     };
     let markdown = report.to_markdown();
     println!("{markdown}");

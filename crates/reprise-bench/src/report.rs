@@ -5,6 +5,9 @@
 //! Every target is a ratio between two measurements of the same run on the
 //! same machine, never an absolute number: absolute speeds vary from
 //! machine to machine, ratios against a baseline measured alongside do not.
+//! The one exception is a [`TimeTarget`]: a wall time the product sets an
+//! absolute bound for on a named machine (a default `reprise check` of
+//! hello in under 20 s on 2 cores), reported with the machine it ran on.
 
 use crate::load::LoadResult;
 use serde_json::{Value, json};
@@ -39,6 +42,35 @@ pub struct Ratio {
 impl Ratio {
     pub fn met(&self) -> bool {
         self.value >= self.target
+    }
+}
+
+/// A wall time with an absolute bound: the median of its runs must be at
+/// most `target`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimeTarget {
+    /// `check/hello`, as `--only` selects it.
+    pub name: &'static str,
+    /// What is timed, in words.
+    pub meaning: &'static str,
+    /// The command line that was timed, for the record.
+    pub command: String,
+    /// Every run's wall time, fastest first.
+    pub runs: Vec<Duration>,
+    pub target: Duration,
+}
+
+impl TimeTarget {
+    /// The median run (zero for no runs).
+    pub fn median(&self) -> Duration {
+        match self.runs.len() {
+            0 => Duration::ZERO,
+            n => self.runs[(n - 1) / 2],
+        }
+    }
+
+    pub fn met(&self) -> bool {
+        !self.runs.is_empty() && self.median() <= self.target
     }
 }
 
@@ -172,6 +204,12 @@ pub struct Report {
     /// `(scenario, user-space instructions per request)`, with `--instructions`.
     pub instructions: Vec<(String, f64)>,
     pub ratios: Vec<Ratio>,
+    /// Wall times with absolute targets (`check/hello`).
+    pub time_targets: Vec<TimeTarget>,
+}
+
+fn seconds(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
 }
 
 fn micros(d: Duration) -> f64 {
@@ -245,9 +283,34 @@ impl Report {
                 if r.met() { "met" } else { "**missed**" }
             );
         }
+        if !self.time_targets.is_empty() {
+            out.push_str(
+                "\n| time target | meaning | median | runs | target | |\n|---|---|---:|---:|---:|---|\n",
+            );
+            for t in &self.time_targets {
+                let runs: Vec<String> = t
+                    .runs
+                    .iter()
+                    .map(|r| format!("{:.2}", r.as_secs_f64()))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {:.2} s | {} | ≤ {} s | {} |",
+                    t.name,
+                    t.meaning,
+                    t.median().as_secs_f64(),
+                    runs.join(", "),
+                    t.target.as_secs_f64(),
+                    if t.met() { "met" } else { "**missed**" }
+                );
+            }
+        }
         out.push_str("\nCommands measured:\n\n");
         for m in &self.measurements {
             let _ = writeln!(out, "- {}: `{}`", m.name, m.command);
+        }
+        for t in &self.time_targets {
+            let _ = writeln!(out, "- {}: `{}`", t.name, t.command);
         }
         out
     }
@@ -292,6 +355,22 @@ impl Report {
             .iter()
             .map(|(name, count)| (name.clone(), json!(count.round())))
             .collect();
+        let time_targets: serde_json::Map<String, Value> = self
+            .time_targets
+            .iter()
+            .map(|t| {
+                (
+                    t.name.to_string(),
+                    json!({
+                        "seconds": seconds(t.median()),
+                        "runs_seconds": t.runs.iter().map(|r| seconds(*r)).collect::<Vec<_>>(),
+                        "target_seconds": t.target.as_secs_f64(),
+                        "met": t.met(),
+                        "command": t.command,
+                    }),
+                )
+            })
+            .collect();
         json!({
             "date": self.date,
             "machine": self.machine,
@@ -301,6 +380,7 @@ impl Report {
             "instantiation_us": instantiation,
             "instructions_per_request": instructions,
             "ratios": ratios,
+            "time_targets": time_targets,
         })
     }
 }
@@ -368,6 +448,7 @@ mod tests {
             instantiation: vec![],
             instructions: vec![],
             ratios: vec![],
+            time_targets: vec![],
         };
         assert!(
             report
@@ -397,6 +478,7 @@ mod tests {
                 ("hello/reprise-reuse".into(), 46_984.2),
             ],
             ratios: vec![],
+            time_targets: vec![],
         };
         let markdown = report.to_markdown();
         assert!(markdown.contains("| hello/native | 6644 | 1.0 |"), "{markdown}");
@@ -430,6 +512,7 @@ mod tests {
             instantiation: vec![],
             instructions: vec![],
             ratios,
+            time_targets: vec![],
         };
         // Three decimals, so a ratio just under its target never reads as
         // equal to it.
@@ -441,5 +524,50 @@ mod tests {
             report.to_markdown()
         );
         assert_eq!(report.to_json()["ratios"]["reuse-vs-native"]["met"], false);
+    }
+
+    #[test]
+    fn a_time_target_reports_its_median_against_the_bound() {
+        let check = |name, secs: &[f64]| TimeTarget {
+            name,
+            meaning: "default reprise check of hello",
+            command: "reprise check hello.wasm --seed 1".into(),
+            runs: secs.iter().map(|&s| Duration::from_secs_f64(s)).collect(),
+            target: Duration::from_secs(20),
+        };
+        let report = Report {
+            date: "2026-12-01".into(),
+            machine: "test".into(),
+            load: "wrk".into(),
+            rounds: 3,
+            measurements: vec![],
+            instantiation: vec![],
+            instructions: vec![],
+            ratios: vec![],
+            time_targets: vec![
+                check("check/hello", &[6.5, 7.25, 30.0]),
+                check("check/slow", &[21.0]),
+            ],
+        };
+        let markdown = report.to_markdown();
+        assert!(
+            markdown.contains(
+                "| check/hello | default reprise check of hello | 7.25 s | 6.50, 7.25, 30.00 | ≤ 20 s | met |"
+            ),
+            "{markdown}"
+        );
+        assert!(
+            markdown.contains("| 21.00 s | 21.00 | ≤ 20 s | **missed** |"),
+            "{markdown}"
+        );
+        assert!(markdown.contains("- check/hello: `reprise check hello.wasm --seed 1`"));
+        let json = report.to_json();
+        let hello = &json["time_targets"]["check/hello"];
+        assert_eq!(hello["seconds"], json!(7.25));
+        assert_eq!(hello["runs_seconds"], json!([6.5, 7.25, 30.0]));
+        assert_eq!(hello["target_seconds"], json!(20.0));
+        assert_eq!(hello["met"], true);
+        assert_eq!(json["time_targets"]["check/slow"]["met"], false);
+        assert!(!check("check/none", &[]).met());
     }
 }

@@ -13,6 +13,7 @@ use crate::policy::chaos::{self, Chaos, ChaosConfig};
 use crate::runtime::component::{self, Source};
 use crate::runtime::engine::EngineOptions;
 use crate::runtime::instance::GuestEnvironment;
+use crate::runtime::preinit::{self, InitFunc, PreinitMode, Refusal};
 use crate::pool::{InstanceLimits, InstanceManager};
 use crate::policy::{self, Policy, PolicyChoice, Resolution, ReuseFlags};
 use reprise_hint::ReuseHint;
@@ -32,6 +33,9 @@ pub struct HostSettings {
     /// Calls overlap (`serve`): long-running guest code must yield to the
     /// others, so the engine checks epochs even without a timeout.
     pub concurrent: bool,
+    /// Whether to run init once at load and create instances from the
+    /// snapshot (`--preinit`; see `runtime::preinit`).
+    pub preinit: PreinitMode,
 }
 
 /// Settings that contradict each other.
@@ -53,6 +57,9 @@ pub struct Setup {
     /// The testing mode's seeded decisions, when it is on.
     pub chaos: Option<Arc<Chaos>>,
     settings: HostSettings,
+    /// Whether the last managers created run on a pre-initialization
+    /// snapshot.
+    preinitialized: std::sync::atomic::AtomicBool,
 }
 
 impl Setup {
@@ -84,6 +91,7 @@ impl Setup {
             chaos: settings.chaos.map(|config| Arc::new(Chaos::new(config))),
             resolution,
             settings,
+            preinitialized: Default::default(),
         })
     }
 
@@ -118,24 +126,116 @@ impl Setup {
         policies: [Policy; N],
         guest: GuestEnvironment,
     ) -> anyhow::Result<[InstanceManager; N]> {
+        self.managers_with(policies, guest, self.settings.preinit)
+    }
+
+    /// [`Self::managers`] with `preinit` instead of the settings' choice:
+    /// `reprise check` runs a snapshot against per-instance init.
+    pub fn managers_with<const N: usize>(
+        &self,
+        policies: [Policy; N],
+        guest: GuestEnvironment,
+        preinit: PreinitMode,
+    ) -> anyhow::Result<[InstanceManager; N]> {
         let limits = &self.settings.limits;
-        let engine_options = EngineOptions {
-            max_memory: limits.max_memory,
-            interruptible: self.settings.concurrent || limits.timeout.is_some(),
-            max_instances: limits.max_instances,
-            ..EngineOptions::default()
-        };
-        let (engine, compiled) = component::load(&engine_options, &self.bytes, &self.source)?;
+        let (engine, compiled) =
+            component::load(&self.engine_options(), &self.bytes, &self.source)?;
         tracing::debug!(allocator = ?engine.allocator, "engine ready");
+        let snapshot = match preinit {
+            PreinitMode::Auto => self.preinitialize(&engine, &compiled, &guest),
+            PreinitMode::Never => None,
+        };
+        let preinitialized = snapshot.is_some();
+        self.preinitialized
+            .store(preinitialized, std::sync::atomic::Ordering::Relaxed);
+        let compiled = snapshot.unwrap_or(compiled);
         let mut managers = Vec::with_capacity(N);
         for policy in policies {
-            let manager =
+            let mut manager =
                 InstanceManager::new(engine.clone(), compiled.clone(), limits.clone(), policy)?;
+            if preinitialized {
+                manager = manager.preinitialized();
+            }
             managers.push(manager.with_guest(guest.clone()));
         }
         Ok(managers
             .try_into()
             .unwrap_or_else(|_| unreachable!("one manager per policy")))
+    }
+}
+
+impl Setup {
+    fn engine_options(&self) -> EngineOptions {
+        let limits = &self.settings.limits;
+        EngineOptions {
+            max_memory: limits.max_memory,
+            interruptible: self.settings.concurrent || limits.timeout.is_some(),
+            max_instances: limits.max_instances,
+            ..EngineOptions::default()
+        }
+    }
+
+    /// Whether the managers last created run on a pre-initialization
+    /// snapshot (init ran once, at load).
+    pub fn is_preinitialized(&self) -> bool {
+        self.preinitialized.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Runs the component's init once and returns the snapshotted component
+    /// (`reprise preinit`), or why it cannot be snapshotted.
+    pub fn snapshot(&self, guest: &GuestEnvironment) -> anyhow::Result<preinit::Snapshot> {
+        let (engine, compiled) =
+            component::load(&self.engine_options(), &self.bytes, &self.source)?;
+        let snapshot =
+            preinit::snapshot(&engine, &compiled, &self.bytes, guest, &self.settings.limits)?;
+        // What cannot be served is not worth writing.
+        component::compile(&engine.engine, &snapshot.bytes, &self.source)?;
+        Ok(snapshot)
+    }
+
+    /// The snapshot of `compiled`'s init, compiled on `engine`, when it has
+    /// an init function and that init is deterministic; otherwise `None`,
+    /// and one log line says why (instances then run init themselves).
+    fn preinitialize(
+        &self,
+        engine: &crate::runtime::engine::EngineHandle,
+        compiled: &wasmtime::component::Component,
+        guest: &GuestEnvironment,
+    ) -> Option<wasmtime::component::Component> {
+        let init = preinit::init_func(compiled)?;
+        let fallback = match init {
+            InitFunc::Reprise => "every instance runs init itself (reuse and --prewarm hide its cost)",
+            InitFunc::Wizer => "instances start without it, as before",
+        };
+        let snapshot =
+            match preinit::snapshot(engine, compiled, &self.bytes, guest, &self.settings.limits) {
+                Ok(snapshot) => snapshot,
+                Err(Refusal::InitFailed(message)) => {
+                    tracing::error!(
+                        "not pre-initialized: {init} failed when run at load: {message}; \
+                         {fallback}"
+                    );
+                    return None;
+                }
+                Err(refusal) => {
+                    tracing::warn!("not pre-initialized: {refusal}; {fallback}");
+                    return None;
+                }
+            };
+        match component::compile(&engine.engine, &snapshot.bytes, &self.source) {
+            Ok(component) => {
+                tracing::info!(
+                    "pre-initialized: {init} ran once at load in {:.1} ms; instances start from \
+                     its snapshot, memory mapped copy-on-write",
+                    snapshot.took.as_secs_f64() * 1e3
+                );
+                Some(component)
+            }
+            Err(e) => {
+                tracing::warn!("not pre-initialized: the snapshot does not compile: {e}; {fallback}");
+                None
+            }
+        }
     }
 }
 

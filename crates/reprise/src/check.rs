@@ -7,12 +7,12 @@ use reprise_host::check::{
     self, DEFAULT_CALLS, DEFAULT_SCRIPT, Outcome, Plan, Report, RunKind, Script, Verdict,
     parse_script,
 };
-use reprise_host::runtime::component::{self, Source};
-use reprise_host::runtime::engine::EngineOptions;
+use reprise_host::runtime::component::Source;
+use reprise_host::setup::{HostSettings, Setup};
 use reprise_host::runtime::guest_output::GuestOutput;
 use reprise_host::front::http::proxy_pre;
 use reprise_host::front::serial::invoke::function_list;
-use reprise_host::pool::{InstanceLimits, InstanceManager};
+use reprise_host::pool::InstanceLimits;
 use reprise_host::policy::{Policy, ReuseBounds};
 use serde_json::json;
 use std::process::ExitCode;
@@ -28,7 +28,7 @@ fn bad_input(message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
 
 pub fn run(args: CheckArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
     let script_text = match &args.script {
-        Some(path) => match std::fs::read_to_string(path) {
+        Some(path) => match read_script(path) {
             Ok(text) => Some(text),
             Err(e) => return bad_input(format!("cannot read script {}: {e}", path.display())),
         },
@@ -39,21 +39,6 @@ pub fn run(args: CheckArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    let source = Source::File(args.component.clone());
-    let bytes = component::read(&source)?;
-    let declared = reprise_host::policy::adopt::effective_hint(&bytes, &source);
-
-    let options = EngineOptions {
-        max_memory: Some(args.max_memory),
-        interruptible: true,
-        ..EngineOptions::default()
-    };
-    let (engine, compiled) = component::load(&options, &bytes, &source)?;
-    let limits = InstanceLimits {
-        max_memory: Some(args.max_memory),
-        timeout: Some(args.timeout),
-        ..InstanceLimits::default()
-    };
     // What function calls print is part of their answer; otherwise,
     // whatever the guest prints stays out of the report.
     let calls = args.call.is_some()
@@ -64,13 +49,25 @@ pub fn run(args: CheckArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
         false => guest_output(log_format, true),
     };
     let guest = args.guest.environment(Vec::new(), false, output);
-    let manager = |policy| {
-        InstanceManager::new(engine.clone(), compiled.clone(), limits.clone(), policy)
-            .map(|manager| Arc::new(manager.with_guest(guest.clone())))
+    // The check picks its own policies; the settings bound every instance.
+    let settings = HostSettings {
+        limits: InstanceLimits {
+            max_memory: Some(args.max_memory),
+            timeout: Some(args.timeout),
+            ..InstanceLimits::default()
+        },
+        concurrent: true,
+        preinit: args.preinit.mode(),
+        ..HostSettings::default()
     };
-    let fresh = manager(Policy::Fresh)?;
+    let setup = Setup::prepare(Source::File(args.component.clone()), settings)?;
+    let declared = setup.hint;
     // Unbounded reuse: the check looks for what long-lived instances expose.
-    let reused = manager(Policy::Reuse(ReuseBounds::default()))?;
+    let [fresh, reused] = setup.managers(
+        [Policy::Fresh, Policy::Reuse(ReuseBounds::default())],
+        guest.clone(),
+    )?;
+    let (fresh, reused) = (Arc::new(fresh), Arc::new(reused));
     let (component, engine) = (fresh.component(), &fresh.engine().engine);
     let script = match (&args.call, &script_text) {
         (Some(call), _) => Script::repeated_call(call, DEFAULT_CALLS, component, engine),
@@ -119,8 +116,34 @@ pub fn run(args: CheckArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
             join(&seeds)
         );
     }
+    // A snapshot must answer as per-instance init does: if it does not,
+    // init was not as deterministic as it looked.
+    let preinit = match setup.is_preinitialized() {
+        true => Some(compare_preinit(&setup, guest, fresh.clone(), &script, seed)?),
+        false => None,
+    };
     let outcome =
         crate::instances::runtime()?.block_on(check::check(fresh, reused, &script, &plan))?;
+    if !args.json {
+        match &preinit {
+            Some(PreinitComparison { divergence: None, calls }) => println!(
+                "pre-initialized: the snapshot answered like per-instance init over {calls} calls"
+            ),
+            Some(PreinitComparison {
+                divergence: Some((call, per_instance, snapshot)),
+                ..
+            }) => {
+                println!("pre-initialization divergence: call {call}");
+                println!("  per-instance init answered: {per_instance}");
+                println!("  the snapshot answered: {snapshot}");
+                println!(
+                    "  init was not as deterministic as it looked; serve with --preinit never"
+                );
+            }
+            None => {}
+        }
+    }
+    let preinit_diverged = preinit.as_ref().is_some_and(|p| p.divergence.is_some());
     let file = args.component.display().to_string();
     let report = &outcome.report;
     if let Some(path) = &args.junit {
@@ -145,6 +168,23 @@ pub fn run(args: CheckArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
         (command, path)
     });
     let declared = declared.map(|h| h.to_string());
+    if let Some(path) = &args.html {
+        let rerun = rerun_command(&args, &file, seed);
+        let finding = replay.as_ref().map(|(command, path)| match &args.repro {
+            Some(_) => command.clone(),
+            // Write the shrunk script first (the check exits 1 on a finding).
+            None => format!("{rerun} --repro {}; {command}", shell_word(path)),
+        });
+        let page = check::html::PageContext {
+            component: &file,
+            seed,
+            declared_hint: declared.as_deref(),
+            replay: &rerun,
+            replay_finding: finding.as_deref(),
+        };
+        std::fs::write(path, check::html::html(&outcome, &page))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     let set_command = format!(
         "reprise hint set {file} '{}' -o {file}",
         report.recommended_hint
@@ -201,6 +241,14 @@ pub fn run(args: CheckArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
             })),
             "recommended_hint": report.recommended_hint,
             "set_hint_command": set_command,
+            "preinit": preinit.as_ref().map(|p| json!({
+                "calls": p.calls,
+                "divergence": p.divergence.as_ref().map(|(call, per_instance, snapshot)| json!({
+                    "call": call,
+                    "per_instance": per_instance,
+                    "snapshot": snapshot,
+                })),
+            })),
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
@@ -235,8 +283,42 @@ pub fn run(args: CheckArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(match report.verdict {
-        Verdict::ReuseSafe => ExitCode::SUCCESS,
+        Verdict::ReuseSafe if !preinit_diverged => ExitCode::SUCCESS,
         _ => ExitCode::FAILURE,
+    })
+}
+
+/// The script's answers from the pre-initialization snapshot (`fresh`)
+/// against those of per-instance init, both fresh.
+struct PreinitComparison {
+    calls: usize,
+    /// The first call (from 1) that differs: per-instance, snapshot.
+    divergence: Option<(usize, String, String)>,
+}
+
+fn compare_preinit(
+    setup: &Setup,
+    guest: reprise_host::runtime::instance::GuestEnvironment,
+    snapshot: Arc<reprise_host::pool::InstanceManager>,
+    script: &Script,
+    seed: u64,
+) -> anyhow::Result<PreinitComparison> {
+    let [per_instance] = setup.managers_with(
+        [Policy::Fresh],
+        guest,
+        reprise_host::runtime::preinit::PreinitMode::Never,
+    )?;
+    let runtime = crate::instances::runtime()?;
+    let expected = runtime.block_on(check::runs::answers(Arc::new(per_instance), script, seed))?;
+    let actual = runtime.block_on(check::runs::answers(snapshot, script, seed))?;
+    let divergence = expected
+        .iter()
+        .zip(&actual)
+        .position(|(a, b)| a != b)
+        .map(|i| (i + 1, expected[i].to_string(), actual[i].to_string()));
+    Ok(PreinitComparison {
+        calls: expected.len(),
+        divergence,
     })
 }
 
@@ -322,6 +404,46 @@ fn print_text(outcome: &Outcome, declared: Option<&str>, set_command: &str) {
     }
 }
 
+/// The command line that runs this check again, with its seed.
+fn rerun_command(args: &CheckArgs, file: &str, seed: u64) -> String {
+    let mut command = format!("reprise check {}", shell_word(file));
+    if let Some(script) = &args.script {
+        command.push_str(&format!(
+            " --script {}",
+            shell_word(&script.display().to_string())
+        ));
+    }
+    if let Some(call) = &args.call {
+        command.push_str(&format!(" --call {}", shell_word(call)));
+    }
+    command.push_str(&format!(" --seed {seed}"));
+    if args.seeds != 3 {
+        command.push_str(&format!(" --seeds {}", args.seeds));
+    }
+    if args.calls != DEFAULT_LONG_CALLS {
+        command.push_str(&format!(" --calls {}", args.calls));
+    }
+    if let Some(k) = args.concurrency {
+        command.push_str(&format!(" --concurrency {k}"));
+    }
+    command
+}
+
+/// The `--calls` default.
+const DEFAULT_LONG_CALLS: usize = 1000;
+
+/// `word` as one shell word: as it is when it is plain, else single-quoted.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    match plain {
+        true => word.to_string(),
+        false => format!("'{}'", word.replace('\'', "'\\''")),
+    }
+}
+
 fn join(seeds: &[u64]) -> String {
     seeds
         .iter()
@@ -335,4 +457,18 @@ fn rand_seed() -> u64 {
     reprise_host::policy::chaos::ChaosConfig::new(None, None, false)
         .map(|c| c.seed)
         .unwrap_or_default()
+}
+
+/// Reads a script, checking first that it is a regular file of a sane size
+/// (a device such as `/dev/zero` would never end).
+fn read_script(path: &std::path::Path) -> std::io::Result<String> {
+    const MAX_SCRIPT_BYTES: u64 = 64 << 20;
+    let metadata = std::fs::metadata(path)?;
+    if !metadata.is_file() {
+        return Err(std::io::Error::other("it is not a regular file"));
+    }
+    if metadata.len() > MAX_SCRIPT_BYTES {
+        return Err(std::io::Error::other("it is larger than 64 MiB"));
+    }
+    std::fs::read_to_string(path)
 }

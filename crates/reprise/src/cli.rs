@@ -47,6 +47,27 @@ pub enum Command {
     /// under chaos, and report whether the component behaves the same (exit
     /// 0 only if so).
     Check(CheckArgs),
+    /// Run the component's init once and write the pre-initialized
+    /// component (its memory as init left it), which runs unchanged on any
+    /// host.
+    Preinit(PreinitArgs),
+}
+
+#[derive(Args)]
+pub struct PreinitArgs {
+    /// The component: it exports `reprise:init/init` or `wizer-initialize`.
+    pub component: PathBuf,
+
+    /// Where to write the pre-initialized component.
+    #[arg(short, long)]
+    pub output: PathBuf,
+
+    /// Time init may take.
+    #[arg(long, value_parser = crate::units::duration, default_value = "60s")]
+    pub timeout: Duration,
+
+    #[command(flatten)]
+    pub guest: GuestArgs,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -57,6 +78,24 @@ pub enum PolicyArg {
     Reuse,
     /// Follow the component's reuse hint (no hint: fresh).
     Auto,
+}
+
+/// `--preinit`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum PreinitArg {
+    /// Snapshot deterministic init at load.
+    Auto,
+    /// Run init on every instance.
+    Never,
+}
+
+impl PreinitArg {
+    pub fn mode(self) -> reprise_host::runtime::preinit::PreinitMode {
+        match self {
+            PreinitArg::Auto => reprise_host::runtime::preinit::PreinitMode::Auto,
+            PreinitArg::Never => reprise_host::runtime::preinit::PreinitMode::Never,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -100,8 +139,10 @@ pub struct ServeArgs {
     pub memory_ceiling: Option<u64>,
 
     /// Open connections served at once; more wait in the listen backlog.
-    #[arg(long, default_value_t = 1024)]
-    pub max_connections: usize,
+    /// Default: 1024, or less so as to stay 128 below the open-file limit
+    /// (whose soft value is first raised to the hard one).
+    #[arg(long, value_parser = max_connections)]
+    pub max_connections: Option<usize>,
 
     /// After SIGINT/SIGTERM, how long in-flight requests may take to
     /// finish before the server exits anyway (keep it below the grace
@@ -116,6 +157,17 @@ pub struct ServeArgs {
     #[arg(long, value_parser = crate::units::duration, default_value = "30s")]
     pub header_timeout: Duration,
 
+    /// A request's body must have arrived this long after its headers;
+    /// past it the request is answered 408 and its connection closed
+    /// (`0`: no limit).
+    #[arg(long, value_parser = crate::units::duration, default_value = "30s")]
+    pub body_timeout: Duration,
+
+    /// The largest request body accepted (e.g. `16MiB`); a larger one is
+    /// answered 413 and its connection closed.
+    #[arg(long, value_parser = crate::units::size, default_value = "16MiB")]
+    pub max_body_bytes: u64,
+
     /// Append every request served to FILE, in the `.http` format of REST
     /// Client and the JetBrains HTTP client (bodies up to 64 KiB; the
     /// values of `authorization`, `cookie` and `proxy-authorization`
@@ -127,6 +179,37 @@ pub struct ServeArgs {
     /// `proxy-authorization` too.
     #[arg(long, requires = "record")]
     pub record_secrets: bool,
+
+    /// A header set on every incoming request, replacing one of that name
+    /// the client sent: `'NAME: VALUE'`. Repeatable.
+    #[arg(long = "header", value_name = "NAME: VALUE", value_parser = reprise_host::front::http::parse_header)]
+    pub headers: Vec<reprise_host::front::http::ExtraHeader>,
+
+    /// The most a request's headers may take (e.g. `64KiB`, at least
+    /// `8KiB`); larger ones are refused with 431.
+    #[arg(long, value_parser = max_header_bytes, default_value = "64KiB")]
+    pub max_header_bytes: usize,
+}
+
+fn max_connections(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err(
+            "0 would serve no connection at all; write a positive number, e.g. `1024` \
+             (for no practical cap, a large one such as `100000`)"
+                .into(),
+        ),
+        Ok(cap) => Ok(cap),
+        Err(_) => Err(format!("`{text}` is not a number of connections, e.g. `1024`")),
+    }
+}
+
+fn max_header_bytes(text: &str) -> Result<usize, String> {
+    let bytes = crate::units::size(text)?;
+    let min = reprise_host::front::http::MIN_HEADER_BYTES;
+    match usize::try_from(bytes) {
+        Ok(bytes) if bytes >= min => Ok(bytes),
+        _ => Err(format!("must be at least {min} bytes (8KiB)")),
+    }
 }
 
 /// How instances are created, reused and limited: the same flags, with the
@@ -141,6 +224,12 @@ pub struct InstanceArgs {
     #[arg(long, default_value_t = 0)]
     pub prewarm: usize,
 
+    /// `auto`: run the component's init (`reprise:init`, `wizer-initialize`)
+    /// once at load and start every instance from the snapshot, when init is
+    /// deterministic; `never`: run init per instance.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub preinit: PreinitArg,
+
     /// Under reuse: calls one instance serves before it is retired.
     #[arg(long)]
     pub max_calls: Option<NonZeroU64>,
@@ -149,14 +238,15 @@ pub struct InstanceArgs {
     #[arg(long, value_parser = crate::units::duration)]
     pub max_age: Option<Duration>,
 
-    /// Per-call time limit (e.g. `5s`); an overdue call is stopped (serve:
-    /// 504) and its instance discarded.
-    #[arg(long, value_parser = crate::units::duration)]
-    pub timeout: Option<Duration>,
+    /// Per-call time limit (e.g. `5s`), or `none`; an overdue call is
+    /// stopped (serve: 504) and its instance discarded. Default: 60s under
+    /// `serve`, so no request runs forever; none for `run` and `call`.
+    #[arg(long, value_parser = crate::units::call_timeout, value_name = "DUR|none")]
+    pub timeout: Option<crate::units::CallTimeout>,
 
     /// Linear memory cap per instance (e.g. `64MiB`); growing past it traps
     /// the call (serve: 500) and discards the instance.
-    #[arg(long, value_parser = crate::units::size)]
+    #[arg(long, value_parser = crate::units::size, default_value = "1GiB")]
     pub max_memory: Option<u64>,
 
     /// Instances alive at once (serving, idle or pre-warmed). When all are
@@ -300,6 +390,12 @@ pub struct CheckArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+
+    /// `auto`: check the pre-initialization snapshot (when init is
+    /// deterministic) and compare its answers with per-instance init;
+    /// `never`: run init per instance.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub preinit: PreinitArg,
 
     #[command(flatten)]
     pub guest: GuestArgs,

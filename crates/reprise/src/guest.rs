@@ -1,13 +1,17 @@
 //! What a component's instances see of the world besides their calls:
 //! environment variables (`--env`) and host directories (`--dir`), with the
-//! same syntax as `wasmtime run`. Parsed and checked when the flags are read,
-//! so a typo fails before anything is compiled.
+//! same syntax as `wasmtime run`; outbound network (`--allow-net`);
+//! wasi:config variables (`--config`) and wasi:keyvalue seed data
+//! (`--keyvalue`). Parsed and checked when the flags are read, so a typo
+//! fails before anything is compiled.
 
 use crate::cli::LogFormat;
 use clap::Args;
 use reprise_host::runtime::guest_output::GuestOutput;
 use reprise_host::runtime::instance::{GuestEnvironment, Preopen};
+use reprise_host::runtime::net::{NetPolicy, NetTarget};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Separates the host path from the guest path in `--dir HOST::GUEST`.
 const DIR_SEPARATOR: &str = "::";
@@ -15,14 +19,31 @@ const DIR_SEPARATOR: &str = "::";
 #[derive(Args, Clone, Default)]
 pub struct GuestArgs {
     /// An environment variable every instance sees: `NAME=VALUE`, or `NAME`
-    /// to pass on reprise's own value. Repeatable.
+    /// to pass on reprise's own value (unset there: a warning, and the guest
+    /// sees no such variable). Repeatable.
     #[arg(long = "env", value_name = "NAME[=VALUE]", value_parser = env_var)]
-    pub vars: Vec<(String, String)>,
+    pub vars: Vec<(String, Option<String>)>,
 
     /// A host directory every instance may read and write, at `GUEST` (the
     /// same path when omitted). Repeatable.
     #[arg(long = "dir", value_name = "HOST[::GUEST]", value_parser = preopen)]
     pub dirs: Vec<Preopen>,
+
+    /// Let guests reach TARGET over wasi:sockets (TCP and UDP connects,
+    /// sends, name lookups): `IP`, `IP:PORT`, `CIDR`, `HOST[:PORT]` (resolved
+    /// at startup; only listed names may be looked up) or `*` (everything,
+    /// listening included). Without it guests have no network. Repeatable.
+    #[arg(long = "allow-net", value_name = "TARGET")]
+    pub allow_net: Vec<NetTarget>,
+
+    /// A wasi:config/store variable: `NAME=VALUE`. Repeatable.
+    #[arg(long = "config", value_name = "NAME=VALUE", value_parser = name_value)]
+    pub config: Vec<(String, String)>,
+
+    /// A key of the in-memory wasi:keyvalue store every instance starts
+    /// with (bucket `""`): `KEY=VALUE`. Repeatable.
+    #[arg(long = "keyvalue", value_name = "KEY=VALUE", value_parser = name_value)]
+    pub keyvalue: Vec<(String, String)>,
 }
 
 impl GuestArgs {
@@ -35,12 +56,28 @@ impl GuestArgs {
         stdin: bool,
         output: GuestOutput,
     ) -> GuestEnvironment {
+        let mut vars = Vec::new();
+        for (name, value) in &self.vars {
+            match value {
+                Some(value) => vars.push((name.clone(), value.clone())),
+                None => tracing::warn!(
+                    "--env {name}: `{name}` is not set in reprise's environment; guests will not see it"
+                ),
+            }
+        }
+        let (net, warnings) = NetPolicy::resolved(&self.allow_net);
+        for warning in warnings {
+            tracing::warn!("{warning}");
+        }
         GuestEnvironment {
             args,
-            vars: self.vars.clone(),
+            vars,
             dirs: self.dirs.clone(),
             stdin,
             output,
+            net: Arc::new(net),
+            config: self.config.clone(),
+            keyvalue: self.keyvalue.clone(),
         }
     }
 }
@@ -56,16 +93,12 @@ pub fn guest_output(log_format: LogFormat, results_on_stdout: bool) -> GuestOutp
     }
 }
 
-/// `NAME=VALUE`, or `NAME` taken from reprise's environment.
-fn env_var(text: &str) -> Result<(String, String), String> {
+/// `NAME=VALUE`, or `NAME` taken from reprise's environment (`None` when
+/// unset there, which [`GuestArgs::environment`] warns about).
+fn env_var(text: &str) -> Result<(String, Option<String>), String> {
     let (name, value) = match text.split_once('=') {
-        Some((name, value)) => (name, value.to_string()),
-        None => {
-            let value = std::env::var(text).map_err(|_| {
-                format!("`{text}` is not set in reprise's environment (write `{text}=VALUE`)")
-            })?;
-            (text, value)
-        }
+        Some((name, value)) => (name, Some(value.to_string())),
+        None => (text, std::env::var(text).ok()),
     };
     if name.is_empty() {
         return Err(format!(
@@ -73,6 +106,14 @@ fn env_var(text: &str) -> Result<(String, String), String> {
         ));
     }
     Ok((name.to_string(), value))
+}
+
+/// `NAME=VALUE` of `--config` and `--keyvalue`.
+fn name_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
+        _ => Err(format!("`{text}` is not `NAME=VALUE`")),
+    }
 }
 
 /// `HOST` or `HOST::GUEST`; `HOST` must be a directory.
@@ -100,14 +141,19 @@ mod tests {
     fn variables_are_set_or_passed_on() {
         assert_eq!(
             env_var("MODE=a=b").unwrap(),
-            ("MODE".to_string(), "a=b".to_string())
+            ("MODE".to_string(), Some("a=b".to_string()))
         );
-        assert_eq!(env_var("EMPTY=").unwrap(), ("EMPTY".into(), "".into()));
+        assert_eq!(env_var("EMPTY=").unwrap(), ("EMPTY".into(), Some("".into())));
         let path = std::env::var("PATH").unwrap();
-        assert_eq!(env_var("PATH").unwrap(), ("PATH".to_string(), path));
-        let unset = env_var("REPRISE_SURELY_UNSET_VARIABLE").unwrap_err();
-        assert!(unset.contains("is not set"), "{unset}");
+        assert_eq!(env_var("PATH").unwrap(), ("PATH".to_string(), Some(path)));
+        assert_eq!(
+            env_var("REPRISE_SURELY_UNSET_VARIABLE").unwrap(),
+            ("REPRISE_SURELY_UNSET_VARIABLE".to_string(), None)
+        );
         assert!(env_var("=x").unwrap_err().contains("no variable name"));
+        assert_eq!(name_value("a=b=c").unwrap(), ("a".into(), "b=c".into()));
+        assert!(name_value("novalue").is_err());
+        assert!(name_value("=v").is_err());
     }
 
     #[test]

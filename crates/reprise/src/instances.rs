@@ -4,12 +4,20 @@
 //! flag means the same whichever command is given it.
 
 use crate::cli::{InstanceArgs, PolicyArg};
+use crate::units::CallTimeout;
 use reprise_host::policy::chaos::ChaosConfig;
 use reprise_host::runtime::component::Source;
 use reprise_host::pool::InstanceLimits;
 use reprise_host::policy::{PolicyChoice, ReuseFlags};
 use reprise_host::front::serial::SerialOptions;
 use reprise_host::setup::{HostSettings, Setup};
+use std::time::Duration;
+
+/// The per-call time limit of `serve` when `--timeout` is not given: long
+/// enough for any request that is not stuck, short enough that a stuck one
+/// (a guest in a loop, a client that went away under p3) gives its instance
+/// and CPU back.
+pub const DEFAULT_SERVE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Reads `source` and resolves its policy from `args` and `flags` (the
 /// shared flags' bounds plus any the command adds); with chaos on, prints
@@ -32,11 +40,18 @@ pub fn prepare(
         chaos,
         limits: InstanceLimits {
             max_memory: args.max_memory,
-            timeout: args.timeout,
+            timeout: match args.timeout {
+                Some(CallTimeout(limit)) => limit,
+                // A server's calls are bounded unless told otherwise; a
+                // command may run as long as it likes.
+                None if concurrent => Some(DEFAULT_SERVE_TIMEOUT),
+                None => None,
+            },
             max_instances: args.max_instances.get(),
         },
         prewarm: args.prewarm,
         concurrent,
+        preinit: args.preinit.mode(),
     };
     let setup = Setup::prepare(source, settings)?;
     if let Some(chaos) = &setup.chaos {

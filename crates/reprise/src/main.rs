@@ -10,6 +10,7 @@ mod cli;
 mod guest;
 mod hint;
 mod instances;
+mod preinit;
 mod run;
 mod serve;
 mod units;
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
         cli::Command::Call(args) => call::run(args, cli.log_format),
         cli::Command::Hint(args) => hint::run(args),
         cli::Command::Check(args) => check::run(args, cli.log_format),
+        cli::Command::Preinit(args) => preinit::run(args, cli.log_format),
     };
     match result {
         Ok(code) => code,

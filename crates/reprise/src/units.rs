@@ -11,6 +11,26 @@ pub fn duration(text: &str) -> Result<Duration, String> {
     })
 }
 
+/// A per-call time limit as given to `--timeout`: a duration, or `none`
+/// for no limit at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallTimeout(pub Option<Duration>);
+
+/// Parses `--timeout`: a duration (`500ms`, `30s`), or `none`. Zero is
+/// refused: it would fail every call, and "no limit" is spelled `none`.
+pub fn call_timeout(text: &str) -> Result<CallTimeout, String> {
+    if text == "none" {
+        return Ok(CallTimeout(None));
+    }
+    let limit = duration(text)?;
+    if limit.is_zero() {
+        return Err(format!(
+            "a timeout of `{text}` would stop every call at once; write `none` for no limit"
+        ));
+    }
+    Ok(CallTimeout(Some(limit)))
+}
+
 /// Parses a byte size: a decimal number with an optional unit. `k`/`m`/`g`
 /// (and `KB`/`MB`/`GB`) are decimal powers of 1000, `KiB`/`MiB`/`GiB` binary
 /// powers of 1024, matching the units operators see in `free` and Kubernetes.
@@ -45,6 +65,17 @@ pub fn size(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeouts_are_durations_or_none() {
+        assert_eq!(
+            call_timeout("5s"),
+            Ok(CallTimeout(Some(Duration::from_secs(5))))
+        );
+        assert_eq!(call_timeout("none"), Ok(CallTimeout(None)));
+        assert!(call_timeout("0s").unwrap_err().contains("`none`"));
+        assert!(call_timeout("5").is_err());
+    }
 
     #[test]
     fn durations_need_units() {

@@ -130,7 +130,7 @@ fn a_component_that_is_not_a_command_is_refused() {
     assert!(!output.status.success());
     assert!(
         stderr(&output).contains(
-            "error: the component does not export wasi:cli/run@0.2.x, so it is not a command; its \
+            "error: the component does not export wasi:cli/run (0.2.x or 0.3.x), so it is not a command; its \
              functions: counter() -> u32, announce(), reprise:test/counter#next() -> u32 (use \
              `reprise call` for those)"
         ),

@@ -231,7 +231,8 @@ fn a_call_that_never_ends_does_not_keep_the_server_from_exiting() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     let status = server.terminate_within(std::time::Duration::from_secs(10));
     let status = status.expect("the server exits after the drain timeout");
-    assert!(status.success(), "{status:?}");
+    // A request was cut short: the exit code says so.
+    assert!(!status.success(), "{status:?}");
 }
 
 fn assert_one_line_error(args: &[&str], expected: &str) {

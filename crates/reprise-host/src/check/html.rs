@@ -26,8 +26,10 @@ pub struct PageContext<'a> {
     pub seed: u64,
     /// The hint the component declares, if any.
     pub declared_hint: Option<&'a str>,
-    /// The command that replays the finding (or the whole check).
+    /// The command that runs the whole check again.
     pub replay: &'a str,
+    /// The command that replays the shrunk finding, if there is one.
+    pub replay_finding: Option<&'a str>,
 }
 
 /// Calls of a run always shown.
@@ -62,6 +64,7 @@ pub fn escape(text: &str) -> String {
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
             '\n' | '\t' => out.push(c),
+            '\r' => out.push_str("\\r"),
             c if c.is_control()
                 || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
             {
@@ -95,7 +98,11 @@ fn marked(text: &str, needles: &[&str], max: usize) -> String {
             .min();
         let Some((at, len)) = next else { break };
         out.push_str(&escape(&rest[..at]));
-        let _ = write!(out, "<mark class=\"leak\">{}</mark>", escape(&rest[at..at + len]));
+        let _ = write!(
+            out,
+            "<mark class=\"leak\">{}</mark>",
+            escape(&rest[at..at + len])
+        );
         rest = &rest[at + len..];
     }
     out.push_str(&escape(rest));
@@ -145,7 +152,10 @@ fn diff_side(text: &str, prefix: usize, suffix: usize, tag: &str) -> String {
     let (shown, cut) = clip(middle, DIFF_CHARS);
     let _ = write!(out, "<{tag}>{}</{tag}>", escape(shown));
     if cut > 0 {
-        let _ = write!(out, "<span class=\"cut\">… {cut} more differing characters …</span>");
+        let _ = write!(
+            out,
+            "<span class=\"cut\">… {cut} more differing characters …</span>"
+        );
     }
     let (shown, cut) = clip(tail, DIFF_CONTEXT);
     out.push_str(&escape(shown));
@@ -186,7 +196,11 @@ fn answer_cell(answer: &Answer, headers: &[(String, String)], needles: &[&str]) 
             content_type,
             body,
         } => {
-            let class = if *status >= 500 { "status bad" } else { "status" };
+            let class = if *status >= 500 {
+                "status bad"
+            } else {
+                "status"
+            };
             let _ = write!(out, "<span class=\"{class}\">{status}</span> ");
             if let Some(ct) = content_type {
                 let _ = write!(out, "<span class=\"ct\">{}</span> ", escape(ct));
@@ -323,10 +337,10 @@ fn serial_timeline(run: &Run, marks: &Marks) -> String {
             cx + 4.0
         );
     };
-    for (index, ok) in marks.matches.iter().enumerate() {
-        if !ok {
-            marker(index + 1, "m-diverge", "answered differently from fresh");
-        }
+    // Every diverging call, up to a page-friendly number of them.
+    let diverging = marks.matches.iter().enumerate().filter(|(_, ok)| !**ok);
+    for (index, _) in diverging.take(TIMELINE_ROWS) {
+        marker(index + 1, "m-diverge", "answered differently from fresh");
     }
     for leak in &marks.leaks {
         marker(leak.from_call, "m-source", "its value leaked");
@@ -469,18 +483,23 @@ fn memory_curve(run: &Run) -> Option<String> {
         sampled.len(),
         points.len()
     );
+    let mut label = |memory: u64| {
+        let _ = write!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            left - 4.0,
+            y(memory) + 4.0,
+            bytes(memory)
+        );
+    };
+    label(high);
+    if low != high {
+        label(low);
+    }
     let _ = write!(
         svg,
-        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\
-         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\
-         <text x=\"{left}\" y=\"{:.1}\">call 1</text>\
+        "<text x=\"{left}\" y=\"{:.1}\">call 1</text>\
          <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">call {}</text></svg>",
-        left - 4.0,
-        y(high) + 4.0,
-        bytes(high),
-        left - 4.0,
-        y(low) + 4.0,
-        bytes(low),
         height - 10.0,
         width - 10.0,
         height - 10.0,
@@ -501,13 +520,7 @@ fn call_anchor(run: usize, call: usize) -> String {
 }
 
 /// One run's section: what it is, its finding, its timeline and its calls.
-fn run_section(
-    out: &mut String,
-    index: usize,
-    run: &Run,
-    outcome: &Outcome,
-    baseline: &Baseline,
-) {
+fn run_section(out: &mut String, index: usize, run: &Run, outcome: &Outcome, baseline: &Baseline) {
     let report = &outcome.report;
     let marks = Marks {
         matches: run
@@ -552,13 +565,19 @@ fn run_section(
             d.entry
         );
         if d.succeeded_before > 0 {
+            let before = match d.succeeded_before {
+                1 => format!("call {}", d.call - 1),
+                _ => format!("calls {}-{}", d.call - d.succeeded_before, d.call - 1),
+            };
             let _ = write!(
                 out,
-                "<p>calls {}-{} succeeded on the same instance right before it; call {} {}</p>",
-                d.call - d.succeeded_before,
-                d.call - 1,
+                "<p>{before} succeeded on the same instance right before it; call {} {}</p>",
                 d.call,
-                if d.failed { "failed" } else { "answered differently" }
+                if d.failed {
+                    "failed"
+                } else {
+                    "answered differently"
+                }
             );
         }
         if !d.in_flight_with.is_empty() {
@@ -571,19 +590,8 @@ fn run_section(
         out.push_str(&answer_diff(&d.expected, &d.actual));
         out.push_str("</div>");
     }
-    for leak in &marks.leaks {
-        let _ = write!(
-            out,
-            "<div class=\"leak-finding\">leak: the value of {} sent in <a href=\"#{}\">call {}</a> \
-             appeared in the {} of <a href=\"#{}\">call {}</a>: <code><mark class=\"leak\">{}</mark></code></div>",
-            escape(&leak.from_place),
-            call_anchor(index, leak.from_call),
-            leak.from_call,
-            escape(&leak.to_place),
-            call_anchor(index, leak.to_call),
-            leak.to_call,
-            escape(&clip(&leak.value, CELL_CHARS).0)
-        );
+    for (leak, sinks) in leak_groups(marks.leaks.iter().copied()) {
+        out.push_str(&leak_line(index, leak, &sinks, false));
     }
     let mut findings: Vec<usize> = Vec::new();
     findings.extend(marks.divergence.map(|d| d.call - 1));
@@ -593,6 +601,65 @@ fn run_section(
     }
     call_table(out, index, run, baseline, &marks, &findings);
     out.push_str("</section>\n");
+}
+
+/// Leaks of one value from one call to one place, grouped: each with the
+/// 1-based calls whose answers held it, in order.
+fn leak_groups<'a>(leaks: impl Iterator<Item = &'a Leak>) -> Vec<(&'a Leak, Vec<usize>)> {
+    let mut groups: Vec<(&Leak, Vec<usize>)> = Vec::new();
+    for leak in leaks {
+        let same = |g: &&mut (&Leak, Vec<usize>)| {
+            let first = g.0;
+            first.run == leak.run
+                && first.value == leak.value
+                && first.from_call == leak.from_call
+                && first.from_place == leak.from_place
+                && first.to_place == leak.to_place
+        };
+        match groups.iter_mut().find(|g| same(g)) {
+            Some((_, sinks)) => sinks.push(leak.to_call),
+            None => groups.push((leak, vec![leak.to_call])),
+        }
+    }
+    groups
+}
+
+/// One leak (group) in words, its source and sink calls linked to their
+/// rows of run `run` (the page's `index`), the value marked.
+fn leak_line(run: usize, leak: &Leak, sinks: &[usize], with_run: bool) -> String {
+    let mut out = String::from("<div class=\"leak-finding\">leak");
+    if with_run {
+        let _ = write!(out, " in <a href=\"#run-{run}\">{}</a>", escape(&leak.run));
+    }
+    let _ = write!(
+        out,
+        ": the value of {} sent in <a class=\"source\" href=\"#{}\">call {}</a> appeared in the {} of ",
+        escape(&leak.from_place),
+        call_anchor(run, leak.from_call),
+        leak.from_call,
+        escape(&leak.to_place),
+    );
+    out.push_str(if sinks.len() == 1 { "call " } else { "calls " });
+    let links: Vec<String> = sinks
+        .iter()
+        .take(LEAKS_SHOWN)
+        .map(|&call| {
+            format!(
+                "<a class=\"sink\" href=\"#{}\">{call}</a>",
+                call_anchor(run, call)
+            )
+        })
+        .collect();
+    out.push_str(&links.join(", "));
+    if sinks.len() > LEAKS_SHOWN {
+        let _ = write!(out, " and {} more", sinks.len() - LEAKS_SHOWN);
+    }
+    let _ = write!(
+        out,
+        ": <code><mark class=\"leak\">{}</mark></code></div>",
+        escape(clip(&leak.value, CELL_CHARS).0)
+    );
+    out
 }
 
 fn run_meta(run: &Run, instances: usize, diverging: usize) -> String {
@@ -621,7 +688,11 @@ fn run_meta(run: &Run, instances: usize, diverging: usize) -> String {
     match diverging {
         0 => meta.push_str("; every call answered like fresh"),
         n => {
-            let _ = write!(meta, "; {n} call{} answered differently from fresh", if n == 1 { "" } else { "s" });
+            let _ = write!(
+                meta,
+                "; {n} call{} answered differently from fresh",
+                if n == 1 { "" } else { "s" }
+            );
         }
     }
     meta
@@ -735,7 +806,10 @@ fn call_row(
             }
         );
     }
-    let mut sent = format!("<code>{}</code>", marked(&observed.request, &sent_leaked, CELL_CHARS));
+    let mut sent = format!(
+        "<code>{}</code>",
+        marked(&observed.request, &sent_leaked, CELL_CHARS)
+    );
     for value in &observed.sent {
         let _ = write!(
             sent,
@@ -744,7 +818,11 @@ fn call_row(
             marked(&value.value, &sent_leaked, CELL_CHARS)
         );
     }
-    let mut verdict = String::from(if ok { "same" } else { "<strong>differs</strong>" });
+    let mut verdict = String::from(if ok {
+        "same"
+    } else {
+        "<strong>differs</strong>"
+    });
     if source {
         verdict.push_str("<div class=\"tag source\">leak source</div>");
     }
@@ -777,7 +855,7 @@ section.run{border:1px solid #ddd;border-radius:6px;padding:.8em 1em;margin:1em 
 table{border-collapse:collapse}table.calls{width:100%;margin-top:.5em}
 table.calls th,table.calls td{border-bottom:1px solid #eee;padding:2px 6px;vertical-align:top;text-align:left}
 table.calls tr.bad td{background:#fff0f0}table.calls tr.first td{background:#ffdcdc}
-table.calls tr.source td{box-shadow:inset 4px 0 #e69500}table.calls tr.sink td{box-shadow:inset 4px 0 #8a2be2}
+table.calls tr.source td:first-child{box-shadow:inset 4px 0 #e69500}table.calls tr.sink td:first-child{box-shadow:inset 4px 0 #8a2be2}
 tr.elided td{color:#666;font-style:italic;background:#f6f6f6;text-align:center}
 tr.diffrow td{background:#fffafa}
 table.diff th{vertical-align:top;padding-right:.6em;text-align:left}table.diff td{vertical-align:top;padding:0 .6em .3em 0;width:50%}
@@ -800,7 +878,11 @@ pub fn html(outcome: &Outcome, page: &PageContext) -> String {
     let report = &outcome.report;
     let baseline = Baseline::from_runs(&outcome.runs);
     let mut out = String::with_capacity(64 << 10);
-    let title = format!("reprise check {}: {}", page.component, report.verdict.as_str());
+    let title = format!(
+        "reprise check {}: {}",
+        page.component,
+        report.verdict.as_str()
+    );
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -821,14 +903,23 @@ pub fn html(outcome: &Outcome, page: &PageContext) -> String {
         escape(page.component),
         if good { "good" } else { "bad" },
         report.verdict.as_str(),
-        page.declared_hint
-            .map_or("none".to_string(), |h| format!("<code>{}</code>", escape(h))),
+        page.declared_hint.map_or("none".to_string(), |h| format!(
+            "<code>{}</code>",
+            escape(h)
+        )),
         escape(&report.recommended_hint),
         page.seed,
         escape(page.replay),
     );
+    if let Some(command) = page.replay_finding {
+        let _ = write!(
+            out,
+            "<dt>replay the finding</dt><dd id=\"replay-finding\"><code>{}</code></dd>",
+            escape(command)
+        );
+    }
     if let Some(flavor) = outcome.flavor {
-        let _ = write!(out, "<dt>handler</dt><dd>wasi:http {flavor}</dd>");
+        let _ = write!(out, "<dt>handler</dt><dd>{flavor}</dd>");
     }
     match report.memory {
         Some(m) => {
@@ -847,7 +938,10 @@ pub fn html(outcome: &Outcome, page: &PageContext) -> String {
         None => out.push_str("<dt>memory while reused</dt><dd>not measured</dd>"),
     }
     if let Some(calls) = report.breaking_point {
-        let _ = write!(out, "<dt>breaking point</dt><dd>one instance broke after {calls} calls</dd>");
+        let _ = write!(
+            out,
+            "<dt>breaking point</dt><dd>one instance broke after {calls} calls</dd>"
+        );
     }
     out.push_str("</dl></header>\n");
 
@@ -869,25 +963,13 @@ pub fn html(outcome: &Outcome, page: &PageContext) -> String {
             answer_diff(&d.expected, &d.actual)
         );
     }
-    for leak in report.leaks.iter().take(LEAKS_SHOWN) {
+    let groups = leak_groups(report.leaks.iter());
+    for (leak, sinks) in groups.iter().take(LEAKS_SHOWN) {
         let at = run_index(&leak.run).unwrap_or(0);
-        let _ = write!(
-            out,
-            "<div class=\"leak-finding\">leak in <a href=\"#run-{at}\">{}</a>: the value of {} sent in \
-             <a href=\"#{}\">call {}</a> appeared in the {} of <a href=\"#{}\">call {}</a>: \
-             <code><mark class=\"leak\">{}</mark></code></div>",
-            escape(&leak.run),
-            escape(&leak.from_place),
-            call_anchor(at, leak.from_call),
-            leak.from_call,
-            escape(&leak.to_place),
-            call_anchor(at, leak.to_call),
-            leak.to_call,
-            escape(&clip(&leak.value, CELL_CHARS).0)
-        );
+        out.push_str(&leak_line(at, leak, sinks, true));
     }
-    if report.leaks.len() > LEAKS_SHOWN {
-        let _ = write!(out, "<p>… {} more leaks</p>", report.leaks.len() - LEAKS_SHOWN);
+    if groups.len() > LEAKS_SHOWN {
+        let _ = write!(out, "<p>… {} more leaks</p>", groups.len() - LEAKS_SHOWN);
     }
     for line in &report.masked {
         let _ = write!(out, "<p class=\"note\">masked: {}</p>", escape(line));
@@ -901,12 +983,20 @@ pub fn html(outcome: &Outcome, page: &PageContext) -> String {
             out,
             "<h3>reproduction: {calls} call{} ({}, from {} calls of {})</h3><ol>",
             if calls == 1 { "" } else { "s" },
-            if repro.minimal { "shrunk" } else { "not fully shrunk" },
+            if repro.minimal {
+                "shrunk"
+            } else {
+                "not fully shrunk"
+            },
             repro.from_calls,
             escape(&repro.run)
         );
         for i in 0..calls.min(12) {
-            let _ = write!(out, "<li><code>{}</code></li>", escape(&repro.script.summary(i)));
+            let _ = write!(
+                out,
+                "<li><code>{}</code></li>",
+                escape(&repro.script.summary(i))
+            );
         }
         out.push_str("</ol>");
         if calls > 12 {
@@ -1011,6 +1101,7 @@ mod tests {
                 seed: 7,
                 declared_hint: None,
                 replay: "reprise check 'x<y>.wasm' --seed 7",
+                replay_finding: None,
             },
         )
     }
@@ -1025,13 +1116,19 @@ mod tests {
         ]);
         let html = page(&outcome);
         assert!(!html.contains("<script"), "{html}");
-        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{html}"
+        );
         assert!(html.contains("\\u{202e}\\u{1b}&amp;&quot;&#39;"), "{html}");
         assert!(html.contains("<code>x&lt;y&gt;.wasm</code>"), "{html}");
         assert!(html.contains("reprise check &#39;x&lt;y&gt;.wasm&#39; --seed 7"));
         assert!(!html.contains("\u{202e}") && !html.contains('\u{1b}'));
         // No external resources, and nothing scripted.
-        assert!(!html.contains("src=") && !html.contains("href=\"http"), "{html}");
+        assert!(
+            !html.contains("src=") && !html.contains("href=\"http"),
+            "{html}"
+        );
         // The diverging call shows fresh's answer against this one, the
         // differing part highlighted.
         assert!(html.contains("<del>b</del>"), "{html}");
@@ -1040,7 +1137,10 @@ mod tests {
 
     #[test]
     fn escape_covers_every_special_character() {
-        assert_eq!(escape("a<b>&\"'\n\tc\r"), "a&lt;b&gt;&amp;&quot;&#39;\n\tc\\u{d}");
+        assert_eq!(
+            escape("a<b>&\"'\n\tc\r\u{7f}"),
+            "a&lt;b&gt;&amp;&quot;&#39;\n\tc\\r\\u{7f}"
+        );
         assert_eq!(escape("\u{2066}x"), "\\u{2066}x");
     }
 
@@ -1076,9 +1176,22 @@ mod tests {
         ]);
         assert_eq!(outcome.report.verdict, Verdict::LeaksBetweenCalls);
         let html = page(&outcome);
-        assert!(html.contains("leak in <a href=\"#run-1\">reuse, varied</a>: the value of header x-user sent in <a href=\"#run-1-call-1\">call 1</a> appeared in the body of <a href=\"#run-1-call-2\">call 2</a>"), "{html}");
-        assert!(html.contains("<tr id=\"run-1-call-1\" class=\"ok source\">"), "{html}");
-        assert!(html.contains("<tr id=\"run-1-call-2\" class=\"bad sink first\">"), "{html}");
+        assert!(
+            html.contains(
+                "leak in <a href=\"#run-1\">reuse, varied</a>: the value of header x-user sent in \
+                 <a class=\"source\" href=\"#run-1-call-1\">call 1</a> appeared in the body of \
+                 call <a class=\"sink\" href=\"#run-1-call-2\">2</a>"
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains("<tr id=\"run-1-call-1\" class=\"ok source\">"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<tr id=\"run-1-call-2\" class=\"bad sink first\">"),
+            "{html}"
+        );
         // In the sink's answer, the leaked value is marked.
         assert!(
             html.contains("hello, <mark class=\"leak\">rpralice0001</mark>"),
@@ -1109,10 +1222,20 @@ mod tests {
         ]);
         let html = page(&outcome);
         // 50 first calls, 3 either side of call 701, and the last call.
-        assert_eq!(html.matches("<tr id=\"run-1-call-").count(), 50 + 7 + 1, "{html}");
+        assert_eq!(
+            html.matches("<tr id=\"run-1-call-").count(),
+            50 + 7 + 1,
+            "{html}"
+        );
         assert!(html.contains("<tr id=\"run-1-call-701\" class=\"bad first\">"));
-        assert!(html.contains("… 647 calls elided (calls 51-697): all answered like fresh"), "{html}");
-        assert!(html.contains("… 295 calls elided (calls 705-999): all answered like fresh"), "{html}");
+        assert!(
+            html.contains("… 647 calls elided (calls 51-697): all answered like fresh"),
+            "{html}"
+        );
+        assert!(
+            html.contains("… 295 calls elided (calls 705-999): all answered like fresh"),
+            "{html}"
+        );
         assert!(html.len() < 200_000, "{} bytes", html.len());
         // The memory curve, down-sampled.
         let points = html

@@ -357,6 +357,20 @@ async fn serial_run(
     }
 }
 
+/// The answers of `script` run once, serially, on `manager`: what
+/// `reprise check` compares between a pre-initialization snapshot and
+/// per-instance init (`runtime::preinit`).
+pub async fn answers(
+    manager: Arc<InstanceManager>,
+    script: &Script,
+    seed: u64,
+) -> anyhow::Result<Vec<Answer>> {
+    let variants = variants(script, seed, &manager);
+    let n = script.calls_per_run();
+    let (calls, _) = serial_run(&manager, None, &variants[0], 0..n, |_, _| Next::Go).await?;
+    Ok(calls.into_iter().map(|call| call.answer).collect())
+}
+
 /// The runs of a check, judged, and its finding shrunk.
 pub async fn check(
     fresh: Arc<InstanceManager>,

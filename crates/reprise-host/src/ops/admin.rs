@@ -58,16 +58,35 @@ pub fn respond(manager: &InstanceManager, method: &Method, path: &str) -> Respon
     response
 }
 
+/// Connections the admin endpoint serves at once: probes and scrapes need
+/// few, and a client that opens many must not take the process's files.
+pub const ADMIN_MAX_CONNECTIONS: usize = 16;
+
+/// How long an admin client may take to send a request head (and how long
+/// an idle kept-alive admin connection stays open).
+pub const ADMIN_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The longest an admin connection stays open.
+const ADMIN_CONNECTION_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Serves the admin endpoint on `listener` until `shutdown` resolves. A
 /// failed accept (out of file descriptors) is retried after a pause: probes
-/// must keep getting answers once the pressure passes.
+/// must keep getting answers once the pressure passes. At most
+/// [`ADMIN_MAX_CONNECTIONS`] connections are served at once (more wait in
+/// the backlog), each closed if its client sends no request head within
+/// [`ADMIN_HEADER_TIMEOUT`].
 pub async fn serve_admin(
     listener: impl Listener,
     manager: Arc<InstanceManager>,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut shutdown = std::pin::pin!(shutdown);
+    let permits = Arc::new(tokio::sync::Semaphore::new(ADMIN_MAX_CONNECTIONS));
     loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => permit.expect("never closed"),
+            () = &mut shutdown => return,
+        };
         let (stream, _) = tokio::select! {
             accepted = accept(&listener, "admin endpoint") => accepted,
             () = &mut shutdown => return,
@@ -79,10 +98,17 @@ pub async fn serve_admin(
         });
         tokio::spawn(async move {
             let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(ADMIN_HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = connection.await {
-                tracing::debug!("admin connection ended with error: {e}");
+            // The header timeout bounds the wait for a head; this bounds a
+            // connection that reads its answers slowly.
+            match tokio::time::timeout(ADMIN_CONNECTION_LIMIT, connection).await {
+                Ok(Err(e)) => tracing::debug!("admin connection ended with error: {e}"),
+                Ok(Ok(())) => {}
+                Err(_) => tracing::debug!("closed an admin connection open too long"),
             }
+            drop(permit);
         });
     }
 }

@@ -2,5 +2,7 @@
 //! `/live`, `/metrics`), and the accept loop it shares with the HTTP front
 //! end.
 
+pub mod activation;
 pub mod admin;
+pub mod files;
 pub mod listen;

@@ -93,12 +93,16 @@ pub enum Retirement {
     Exit,
     /// The testing mode retired it on purpose.
     Chaos,
+    /// The client of its call went away (connection closed, stream reset)
+    /// before an answer: the call was stopped instead of running on for
+    /// nobody.
+    Cancelled,
     /// The server is shutting down.
     Shutdown,
 }
 
 impl Retirement {
-    pub const ALL: [Retirement; 9] = [
+    pub const ALL: [Retirement; 10] = [
         Retirement::MaxCalls,
         Retirement::Idle,
         Retirement::Age,
@@ -107,6 +111,7 @@ impl Retirement {
         Retirement::Timeout,
         Retirement::Exit,
         Retirement::Chaos,
+        Retirement::Cancelled,
         Retirement::Shutdown,
     ];
 
@@ -121,6 +126,7 @@ impl Retirement {
             Retirement::Timeout => "timeout",
             Retirement::Exit => "exit",
             Retirement::Chaos => "chaos",
+            Retirement::Cancelled => "cancelled",
             Retirement::Shutdown => "shutdown",
         }
     }
@@ -280,15 +286,6 @@ impl CallDeadlines {
     /// Forgets the deadline of a call that ended.
     pub fn end(&mut self, token: CallToken) {
         self.pending.retain(|(t, _)| *t != token);
-    }
-
-    /// Makes `at` the only deadline: the instance runs one call at a time
-    /// (p2, `run`, `call`), so the new call replaces whatever came before.
-    pub fn only(&mut self, at: Option<Instant>) {
-        self.pending.clear();
-        if let Some(at) = at {
-            self.start(at);
-        }
     }
 
     /// The deadline that passes first.
@@ -718,11 +715,5 @@ mod tests {
         assert!(!deadlines.overdue(t0 + Duration::from_secs(2)));
         deadlines.end(second);
         assert_eq!(deadlines.earliest(), None);
-        // A serial call replaces whatever was there.
-        deadlines.start(t0);
-        deadlines.only(Some(t0 + Duration::from_secs(5)));
-        assert_eq!(deadlines.earliest(), Some(t0 + Duration::from_secs(5)));
-        deadlines.only(None);
-        assert!(!deadlines.overdue(t0 + Duration::from_secs(60)));
     }
 }

@@ -52,6 +52,8 @@ impl Histogram {
 #[derive(Default)]
 pub struct Metrics {
     pub instances_created: AtomicU64,
+    /// Instances created from a pre-initialization snapshot (`--preinit`).
+    pub instances_from_snapshot: AtomicU64,
     pub instantiation_failures: AtomicU64,
     /// Calls that waited for an instance slot (`--max-instances`).
     pub instance_waits: AtomicU64,
@@ -98,6 +100,12 @@ impl Metrics {
             "reprise_instances_created_total",
             "Component instances created.",
             &self.instances_created,
+        );
+        counter(
+            &mut out,
+            "reprise_instances_from_snapshot_total",
+            "Instances created from the pre-initialization snapshot (init ran once, at load).",
+            &self.instances_from_snapshot,
         );
         counter(
             &mut out,

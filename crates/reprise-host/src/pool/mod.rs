@@ -77,6 +77,9 @@ pub struct InstanceManager {
     pre: InstancePre<InstanceState>,
     /// The component's `reprise:init` export, found once.
     init: Option<InitExport>,
+    /// The component is a pre-initialization snapshot: its init ran once at
+    /// load, so instances skip it ([`Self::preinitialized`]).
+    preinitialized: bool,
     limits: InstanceLimits,
     policy: Policy,
     next_id: AtomicU64,
@@ -133,6 +136,7 @@ impl InstanceManager {
             component,
             pre,
             init,
+            preinitialized: false,
             policy,
             next_id: AtomicU64::new(1),
             metrics: Arc::default(),
@@ -151,6 +155,22 @@ impl InstanceManager {
     pub fn with_guest(mut self, guest: GuestEnvironment) -> Self {
         self.guest = guest;
         self
+    }
+
+    /// Marks the component as a pre-initialization snapshot
+    /// (`runtime::preinit`): its init already ran, once, when it was taken,
+    /// so instances start initialized and `init` is not called on them
+    /// (the snapshot may still export it, for other hosts); each instance
+    /// counts in `reprise_instances_from_snapshot_total`.
+    pub fn preinitialized(mut self) -> Self {
+        self.init = None;
+        self.preinitialized = true;
+        self
+    }
+
+    /// Whether instances come from a pre-initialization snapshot.
+    pub fn is_preinitialized(&self) -> bool {
+        self.preinitialized
     }
 
     pub fn engine(&self) -> &EngineHandle {
@@ -269,12 +289,11 @@ impl InstanceManager {
             // Each epoch deadline is a moment to yield, or to stop a call
             // past its time limit.
             store.epoch_deadline_callback(|store| {
-                let overdue = store
-                    .data()
-                    .call_deadlines
-                    .lock()
-                    .unwrap()
-                    .overdue(Instant::now());
+                let now = Instant::now();
+                let state = store.data();
+                let overdue = state.call_deadline.is_some_and(|at| now >= at)
+                    || (state.concurrent_deadlines.get())
+                        .is_some_and(|deadlines| deadlines.lock().unwrap().overdue(now));
                 match overdue {
                     true => Err(wasmtime::Trap::Interrupt.into()),
                     false => Ok(UpdateDeadline::Yield(YIELD_TICKS)),
@@ -294,8 +313,7 @@ impl InstanceManager {
             return;
         }
         let mut store = store.as_context_mut();
-        let at = self.limits.timeout.map(|t| Instant::now() + t);
-        store.data().call_deadlines.lock().unwrap().only(at);
+        store.data_mut().call_deadline = self.limits.timeout.map(|t| Instant::now() + t);
         store.set_epoch_deadline(YIELD_TICKS);
     }
 
@@ -308,7 +326,7 @@ impl InstanceManager {
     ) -> Option<DeadlineGuard> {
         let timeout = self.limits.timeout.filter(|_| self.engine.interruptible)?;
         let store = store.as_context_mut();
-        let deadlines = store.data().call_deadlines.clone();
+        let deadlines = store.data().concurrent_deadlines.get_or_init(Arc::default).clone();
         let token = deadlines.lock().unwrap().start(Instant::now() + timeout);
         Some(DeadlineGuard { deadlines, token })
     }
@@ -344,7 +362,7 @@ impl InstanceManager {
         match initialized.and_then(|instance| exports(store, &instance)) {
             Ok(exports) => {
                 // Initialization is over; each call arms its own deadline.
-                store.data().call_deadlines.lock().unwrap().only(None);
+                store.data_mut().call_deadline = None;
                 self.instance_created(start.elapsed());
                 Ok(exports)
             }
@@ -405,6 +423,9 @@ impl InstanceManager {
     pub fn instance_created(&self, elapsed: Duration) {
         self.readiness.initialized.store(true, Relaxed);
         self.metrics.instances_created.fetch_add(1, Relaxed);
+        if self.preinitialized {
+            self.metrics.instances_from_snapshot.fetch_add(1, Relaxed);
+        }
         self.metrics.live_instances.fetch_add(1, Relaxed);
         self.metrics.instantiation_latency.observe(elapsed);
     }

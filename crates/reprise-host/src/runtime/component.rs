@@ -47,6 +47,13 @@ pub enum LoadError {
          wrap it with `wasm-tools component new` or build for wasm32-wasip2"
     )]
     CoreModule(String),
+    #[error("{path} is not a regular file (it is {kind})")]
+    NotAFile { path: String, kind: &'static str },
+    #[error(
+        "{path} is too large to load: {size} bytes, more than the limit of {limit} bytes \
+         (512 MiB)"
+    )]
+    TooLarge { path: String, size: u64, limit: u64 },
     #[error("{0} is truncated: too short to be a WebAssembly binary")]
     Truncated(String),
     #[error("{source_name} is not a valid component: {message}")]
@@ -93,10 +100,85 @@ pub fn read(source: &Source) -> Result<Cow<'static, [u8]>, LoadError> {
     }
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>, LoadError> {
-    std::fs::read(path).map_err(|error| LoadError::Read {
-        path: path.display().to_string(),
+/// The largest file read as a component: larger than any real component
+/// (interpreters bundled with their runtime take tens of MB), small enough
+/// that a wrong file cannot exhaust memory.
+pub const MAX_FILE_BYTES: u64 = 512 << 20;
+
+/// Reads a file that should hold a WebAssembly binary, checking it before
+/// reading it: it must be a regular file (not a directory, a device such as
+/// `/dev/zero`, or a FIFO, which could block or never end), at most
+/// [`MAX_FILE_BYTES`], and start with the `\0asm` magic bytes, which are
+/// checked before the rest is read.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, LoadError> {
+    use std::io::Read as _;
+    let name = path.display().to_string();
+    let failed = |error| LoadError::Read {
+        path: name.clone(),
         error,
+    };
+    // Checked before opening: opening a FIFO blocks until a writer comes.
+    regular(path, &std::fs::metadata(path).map_err(failed)?)?;
+    let file = std::fs::File::open(path).map_err(failed)?;
+    // Checked again on what was opened, in case the path changed between.
+    let metadata = file.metadata().map_err(failed)?;
+    regular(path, &metadata)?;
+    if metadata.len() > MAX_FILE_BYTES {
+        return Err(LoadError::TooLarge {
+            path: name,
+            size: metadata.len(),
+            limit: MAX_FILE_BYTES,
+        });
+    }
+    let mut reader = file.take(MAX_FILE_BYTES + 1);
+    let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0).min(8));
+    (&mut reader).take(4).read_to_end(&mut bytes).map_err(failed)?;
+    if bytes.as_slice() != b"\0asm" {
+        return Err(LoadError::NotWasm(name));
+    }
+    bytes.reserve(usize::try_from(metadata.len()).unwrap_or(0));
+    reader.read_to_end(&mut bytes).map_err(failed)?;
+    // A file that grew while being read.
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(LoadError::TooLarge {
+            path: name,
+            size: bytes.len() as u64,
+            limit: MAX_FILE_BYTES,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Refuses anything but a regular file, naming what it is.
+fn regular(path: &Path, metadata: &std::fs::Metadata) -> Result<(), LoadError> {
+    let kind = metadata.file_type();
+    if kind.is_file() {
+        return Ok(());
+    }
+    #[cfg(unix)]
+    let special = {
+        use std::os::unix::fs::FileTypeExt as _;
+        if kind.is_char_device() {
+            Some("a character device")
+        } else if kind.is_block_device() {
+            Some("a block device")
+        } else if kind.is_fifo() {
+            Some("a FIFO")
+        } else if kind.is_socket() {
+            Some("a socket")
+        } else {
+            None
+        }
+    };
+    #[cfg(not(unix))]
+    let special = None;
+    Err(LoadError::NotAFile {
+        path: path.display().to_string(),
+        kind: match special {
+            Some(kind) => kind,
+            None if kind.is_dir() => "a directory",
+            None => "not a regular file",
+        },
     })
 }
 

@@ -42,6 +42,9 @@ pub enum CallError {
     /// command's normal way to finish with an exit code.
     #[error("exited with code {0}")]
     Exit(i32),
+    /// The caller went away before an answer, and the call was stopped.
+    #[error("was stopped: its client went away")]
+    Cancelled,
     /// The host is shutting down and ended the call's instance.
     #[error("was ended by the host's shutdown")]
     Shutdown,
@@ -103,6 +106,7 @@ impl CallError {
             CallError::Timeout => Retirement::Timeout,
             CallError::Memory(_) => Retirement::Memory,
             CallError::Exit(_) => Retirement::Exit,
+            CallError::Cancelled => Retirement::Cancelled,
             CallError::Shutdown => Retirement::Shutdown,
             CallError::Instantiation(_) | CallError::GuestErrorCode(_) => return None,
         })
@@ -112,7 +116,10 @@ impl CallError {
     /// `reprise_call_errors_total`), rather than a normal end (`exit`) or
     /// the host's doing (shutdown).
     pub fn is_error(&self) -> bool {
-        !matches!(self, CallError::Exit(_) | CallError::Shutdown)
+        !matches!(
+            self,
+            CallError::Exit(_) | CallError::Shutdown | CallError::Cancelled
+        )
     }
 
     /// What the trap said, in one line, if the call trapped.
@@ -148,6 +155,7 @@ impl CallError {
                 format!("the component answered with an error: {code}\n")
             }
             CallError::Shutdown => "the server is shutting down\n".into(),
+            CallError::Cancelled => "the request was cancelled\n".into(),
             CallError::Trap(_) | CallError::NoResponse(_) | CallError::Exit(_) => {
                 "the component failed while handling the request\n".into()
             }

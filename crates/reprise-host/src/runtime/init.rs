@@ -79,7 +79,7 @@ impl InitExport {
     /// Calls `init` on a new `instance`. The caller arms whatever deadline
     /// should bound it; a trap, including an epoch interrupt, comes back as
     /// [`InitError::Trapped`] and leaves the instance unusable.
-    pub async fn run<T: Send>(
+    pub async fn run<T: Send + DeniedNetwork + 'static>(
         &self,
         mut store: impl AsContextMut<Data = T>,
         instance: &Instance,
@@ -89,9 +89,32 @@ impl InitExport {
             .map_err(InitError::Trapped)?;
         match init.call_async(&mut store, ()).await {
             Ok((Ok(()),)) => Ok(()),
-            Ok((Err(message),)) => Err(InitError::Failed(message)),
+            // A guest that could not reach its database says so in its own
+            // words, which cannot name the flag; the host adds it.
+            Ok((Err(message),)) => Err(InitError::Failed(
+                match store.as_context_mut().data().denied_network() {
+                    Some(denied) => format!("{message} ({denied})"),
+                    None => message,
+                },
+            )),
             Err(trap) => Err(InitError::Trapped(trap)),
         }
+    }
+}
+
+/// What a store's data can tell about network access its instance was
+/// denied (`--allow-net`), for the message of a failing `init`.
+pub trait DeniedNetwork {
+    fn denied_network(&self) -> Option<String> {
+        None
+    }
+}
+
+impl DeniedNetwork for () {}
+
+impl DeniedNetwork for crate::runtime::instance::InstanceState {
+    fn denied_network(&self) -> Option<String> {
+        self.net_denials.explanation()
     }
 }
 

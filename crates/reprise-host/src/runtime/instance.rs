@@ -7,6 +7,7 @@
 
 use crate::runtime::failure::MemoryCapExceeded;
 use crate::runtime::guest_output::{GuestOutput, LoggedStream, Printed};
+use crate::runtime::net::{Denials, NetPolicy, Verdict, describe_use};
 use tokio::sync::OwnedSemaphorePermit;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -44,12 +45,25 @@ pub struct InstanceState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     http_hooks: Hooks,
+    /// `wasi:config/store`'s variables (`--config`).
+    config: wasmtime_wasi_config::WasiConfigVariables,
+    /// `wasi:keyvalue`'s in-memory store, seeded by `--keyvalue`.
+    keyvalue: wasmtime_wasi_keyvalue::WasiKeyValueCtx,
+    /// What this instance may reach (`--allow-net`).
+    net: Arc<NetPolicy>,
+    /// The network accesses this instance was denied.
+    pub net_denials: Denials,
     pub(crate) limits: MemoryTracker,
     /// Its stdout, when captured ([`GuestOutput::Captured`]).
     pub printed: Option<Printed>,
-    /// When the calls in flight (or the instantiation) run out of time;
-    /// shared with the guards of concurrent p3 calls, which remove their own.
-    pub(crate) call_deadlines: std::sync::Arc<std::sync::Mutex<crate::policy::CallDeadlines>>,
+    /// When the current call (or the instantiation) of a store that runs
+    /// one call at a time runs out of time.
+    pub(crate) call_deadline: Option<std::time::Instant>,
+    /// The deadlines of concurrent (p3) calls, shared with their guards;
+    /// made on the first such call, so stores that run one call at a time
+    /// never pay for it.
+    pub(crate) concurrent_deadlines:
+        std::sync::OnceLock<std::sync::Arc<std::sync::Mutex<crate::policy::CallDeadlines>>>,
     /// Held for the instance's life; see [`InstanceSlot`].
     _slot: InstanceSlot,
 }
@@ -135,6 +149,14 @@ pub struct GuestEnvironment {
     pub stdin: bool,
     /// Where what instances print goes.
     pub output: GuestOutput,
+    /// The outbound network instances may reach (`--allow-net`); none by
+    /// default.
+    pub net: Arc<NetPolicy>,
+    /// `wasi:config/store` variables (`--config NAME=VALUE`).
+    pub config: Vec<(String, String)>,
+    /// Seed data of the `wasi:keyvalue` in-memory store (`--keyvalue
+    /// NAME=VALUE`), which every instance starts from.
+    pub keyvalue: Vec<(String, String)>,
 }
 
 /// A host directory the guest sees, read-write, under its own path.
@@ -189,6 +211,8 @@ impl InstanceState {
         if guest.stdin {
             wasi.inherit_stdin();
         }
+        let net_denials = Denials::default();
+        restrict_network(&mut wasi, id, &guest.net, &net_denials);
         for dir in &guest.dirs {
             wasi.preopened_dir(&dir.host, &dir.guest, FsPerms::ReadWrite)
                 .with_context(|| format!("cannot open directory {}", dir.host.display()))?;
@@ -199,19 +223,80 @@ impl InstanceState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             http_hooks: Hooks,
+            config: guest.config.iter().cloned().collect(),
+            keyvalue: wasmtime_wasi_keyvalue::WasiKeyValueCtxBuilder::new()
+                .in_memory_data(guest.keyvalue.iter().cloned())
+                .build(),
+            net: guest.net.clone(),
+            net_denials,
             limits: MemoryTracker {
                 limits: limits.build(),
                 cap: max_memory,
                 bytes: Arc::default(),
             },
             printed,
-            call_deadlines: Default::default(),
+            call_deadline: None,
+            concurrent_deadlines: std::sync::OnceLock::new(),
             _slot: slot,
         })
     }
 }
 
+/// Lets instance `id` use wasi:sockets as `policy` allows, logging each
+/// denied target once (naming the flag that would allow it) and recording
+/// it in `denials`. TCP and UDP stay enabled so that every use reaches the
+/// address check, which knows the target: a socket refused at creation could
+/// not say what it was for.
+fn restrict_network(
+    wasi: &mut WasiCtxBuilder,
+    id: InstanceId,
+    policy: &Arc<NetPolicy>,
+    denials: &Denials,
+) {
+    wasi.allow_tcp(true)
+        .allow_udp(true)
+        .allow_ip_name_lookup(policy.allows_some_lookup());
+    let policy = policy.clone();
+    let denials = denials.clone();
+    wasi.socket_addr_check(move |addr, usage| {
+        let allowed = match policy.check(addr, usage) {
+            Verdict::Allowed => true,
+            Verdict::Denied { allow_with } => {
+                let what = format!("{} {addr}", describe_use(usage));
+                if denials.record(what.clone(), allow_with.clone()) {
+                    tracing::warn!(
+                        instance = id,
+                        "network access denied: {what}; allow it with `--allow-net {allow_with}`"
+                    );
+                }
+                false
+            }
+        };
+        Box::pin(async move { allowed })
+    });
+}
+
 impl InstanceState {
+    /// `wasi:config/store`, for the linker.
+    pub fn config(&mut self) -> wasmtime_wasi_config::WasiConfig<'_> {
+        wasmtime_wasi_config::WasiConfig::new(&self.config)
+    }
+
+    /// `wasi:sockets/ip-name-lookup`, filtered by the policy, for the linker.
+    pub(crate) fn lookup(&mut self) -> crate::runtime::net::FilteredLookup<'_> {
+        crate::runtime::net::FilteredLookup {
+            policy: self.net.clone(),
+            denials: self.net_denials.clone(),
+            instance: self.id,
+            sockets: wasmtime_wasi::sockets::WasiSocketsView::sockets(self),
+        }
+    }
+
+    /// `wasi:keyvalue`, for the linker.
+    pub fn keyvalue(&mut self) -> wasmtime_wasi_keyvalue::WasiKeyValue<'_> {
+        wasmtime_wasi_keyvalue::WasiKeyValue::new(&self.keyvalue, &mut self.table)
+    }
+
     /// A live view of the instance's total linear memory, in bytes.
     pub fn memory_bytes(&self) -> Arc<AtomicU64> {
         self.limits.bytes.clone()

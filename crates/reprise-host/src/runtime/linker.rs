@@ -15,6 +15,11 @@ pub fn linker(engine: &Engine) -> anyhow::Result<Linker<InstanceState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    // As `wasmtime serve -Sconfig -Skeyvalue`: variables from `--config`,
+    // an in-memory store seeded by `--keyvalue`.
+    wasmtime_wasi_config::add_to_linker(&mut linker, InstanceState::config)?;
+    wasmtime_wasi_keyvalue::add_to_linker(&mut linker, InstanceState::keyvalue)?;
+    crate::runtime::net::add_lookup_filter(&mut linker)?;
     // p3 interfaces pass streams and futures, which only an engine with
     // concurrency support can run (and only such components import them).
     if engine.get_concurrency_support() {

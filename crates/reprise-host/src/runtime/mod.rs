@@ -10,3 +10,5 @@ pub mod guest_output;
 pub mod init;
 pub mod instance;
 pub mod linker;
+pub mod net;
+pub mod preinit;

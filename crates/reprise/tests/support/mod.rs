@@ -249,3 +249,67 @@ pub fn read_until_closed(stream: &mut std::net::TcpStream) -> (Vec<u8>, Duration
     stream.read_to_end(&mut received).unwrap();
     (received, start.elapsed())
 }
+
+impl Server {
+    /// Spawns `command` (a `reprise serve` with its own `--addr`, or
+    /// anything that runs one, such as a socket activator) and waits until
+    /// it prints `listening on http://ADDR`, as [`Server::start`] does.
+    pub fn spawn(mut command: Command) -> Server {
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn reprise serve");
+        let stderr = child.stderr.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let collected = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("listening on http://") {
+                    let _ = tx.send(("http", addr.to_string()));
+                }
+                if let Some(addr) = line.strip_prefix("admin endpoint on http://") {
+                    let _ = tx.send(("admin", addr.to_string()));
+                }
+                collected.lock().unwrap().push(line);
+            }
+        });
+        let mut admin = None;
+        let addr = loop {
+            match rx.recv_timeout(Duration::from_secs(120)) {
+                Ok(("admin", addr)) => admin = Some(addr),
+                Ok((_, addr)) => break addr,
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "reprise serve did not start; stderr:\n{}",
+                        lines.lock().unwrap().join("\n")
+                    );
+                }
+            }
+        };
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build();
+        Server {
+            child,
+            addr,
+            admin,
+            stderr: lines,
+            agent: config.into(),
+        }
+    }
+
+    /// The process id of what was spawned.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process has exited, without waiting.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+}

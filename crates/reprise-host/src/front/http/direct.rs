@@ -88,6 +88,8 @@ impl Dispatch {
                 _settle: settle,
             }),
             deadline,
+            abandoned: true,
+            failure: None,
         };
         let mut timer = pin!(async {
             match deadline {
@@ -107,23 +109,33 @@ impl Dispatch {
             timer.as_mut().poll(cx).map(|()| Outcome::Overdue)
         })
         .await;
+        // From here on the caller has its answer (or its error): whatever
+        // runs on, runs for a reason.
+        running.abandoned = false;
         match outcome {
             Outcome::Finished(finished) => {
-                // A response set before a trap still goes out, as it would
-                // have had the call gone on after it.
+                // A response set before a trap has not left yet: the
+                // client gets the failure instead of a body that may be
+                // short.
                 let answer = response.try_recv();
                 match (answer, running.finish(finished)) {
-                    (Ok(answer), _) => answer.map_err(guest_error_code),
+                    (Ok(answer), Ok(())) => answer.map_err(guest_error_code),
                     // What users search for, with the trap that caused it.
                     (Err(_), Err(CallError::Trap(trap))) => Err(CallError::NoResponse(Some(trap))),
-                    (Err(_), Err(failed)) => Err(failed),
+                    (_, Err(failed)) => Err(failed),
                     (Err(_), Ok(())) => Err(CallError::NoResponse(None)),
                 }
             }
             // The guest answered and may still be writing the body, or
             // dropped the outparam and goes on: dropping `running` lets the
             // call finish on a task of its own.
-            Outcome::Answered(Some(answer)) => answer.map_err(guest_error_code),
+            // Should the call then fail, its body ends in an error (`cut.rs`).
+            Outcome::Answered(Some(Ok(answer))) => {
+                let (answer, failure) = super::cut::watched(answer);
+                running.failure = Some(failure);
+                Ok(answer)
+            }
+            Outcome::Answered(Some(Err(code))) => Err(guest_error_code(code)),
             Outcome::Answered(None) => Err(CallError::NoResponse(None)),
             Outcome::Overdue => {
                 running.expire();
@@ -169,6 +181,13 @@ struct Running<'a> {
     call: Option<Pin<Box<dyn Future<Output = Finished> + Send>>>,
     parts: Option<Parts>,
     deadline: Option<Instant>,
+    /// True until the call answered, failed or ran out of time: dropped
+    /// while still true, the request was dropped by a client that went
+    /// away, and the call is stopped instead of running on for nobody.
+    abandoned: bool,
+    /// Told when the call fails after its response left, before its store
+    /// (and so the response body's sender) is dropped.
+    failure: Option<oneshot::Sender<()>>,
 }
 
 impl Running<'_> {
@@ -193,15 +212,34 @@ impl Drop for Running<'_> {
         let (Some(call), Some(parts)) = (self.call.take(), self.parts.take()) else {
             return;
         };
+        if self.abandoned {
+            // Dropping the call drops the store, stopping the guest where
+            // it last yielded (an epoch tick at the latest).
+            drop(call);
+            tracing::debug!(
+                instance = parts.lifecycle.id(),
+                "the client went away before the answer; call stopped"
+            );
+            self.set.pool.ended(&parts.lifecycle, Some(&CallError::Cancelled));
+            return;
+        }
         let set = self.set.clone();
         let deadline = self.deadline;
+        let failure = self.failure.take();
         let rest = async move {
+            let mut call = call;
             let finished = match deadline {
-                Some(at) => tokio::time::timeout_at((at + EXPIRY_GRACE).into(), call)
+                Some(at) => tokio::time::timeout_at((at + EXPIRY_GRACE).into(), &mut call)
                     .await
                     .ok(),
-                None => Some(call.await),
+                None => Some((&mut call).await),
             };
+            if let Some(failure) = failure
+                && finished.as_ref().is_none_or(|(_, _, result)| result.is_err())
+            {
+                let _ = failure.send(());
+            }
+            drop(call);
             match finished {
                 Some(finished) => {
                     // A failure was the guest's own, and is logged as such.

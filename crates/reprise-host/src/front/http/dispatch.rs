@@ -135,6 +135,15 @@ impl CallTicket {
         self.settle.notify_waiters();
     }
 
+    /// The caller went away before the answer: the instance that took the
+    /// call (if one did) takes no more, and ends as cancelled.
+    pub(super) fn abandon(&self) {
+        if let Some(lifecycle) = self.instance.get() {
+            lifecycle.retire(Retirement::Cancelled);
+        }
+        self.settle();
+    }
+
     /// Ties the call to the instance that accepted it.
     pub(super) fn taken_by(&self, lifecycle: &Arc<Lifecycle>) {
         let _ = self.instance.set(lifecycle.clone());

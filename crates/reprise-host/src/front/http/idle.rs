@@ -15,7 +15,8 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use tokio::sync::Notify;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -26,6 +27,10 @@ pub(super) struct Activity {
     events: AtomicU64,
     /// Requests whose response has not ended yet.
     in_flight: AtomicUsize,
+    /// Set when the server's drain timeout passed: requests still waiting
+    /// for their answer are answered `503` (see [`Activity::cut_short`]).
+    cutting: AtomicBool,
+    cut: Notify,
 }
 
 impl Activity {
@@ -35,6 +40,32 @@ impl Activity {
         self.events.fetch_add(1, Relaxed);
         self.in_flight.fetch_add(1, Relaxed);
         InFlight(self.clone())
+    }
+
+    /// Requests in flight now.
+    pub(super) fn in_flight(&self) -> usize {
+        self.in_flight.load(Relaxed)
+    }
+
+    /// The drain timeout passed: wakes every request of the connection
+    /// still waiting in [`Activity::cut_short`]. Returns how many requests
+    /// were in flight.
+    pub(super) fn cut(&self) -> usize {
+        self.cutting.store(true, SeqCst);
+        self.cut.notify_waiters();
+        self.in_flight()
+    }
+
+    /// Resolves once [`Activity::cut`] was called. Registers with the
+    /// connection's own `Notify` only when first polled, so a request
+    /// answered at once never touches it.
+    pub(super) async fn cut_short(&self) {
+        let notified = self.cut.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if !self.cutting.load(SeqCst) {
+            notified.await;
+        }
     }
 
     /// Resolves once nothing happened on the connection for `timeout` while
@@ -66,6 +97,13 @@ impl Activity {
 
 /// A request in flight; its drop is the response's end.
 pub(super) struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    /// The connection's activity.
+    pub(super) fn activity(&self) -> &Activity {
+        &self.0
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {

@@ -2,14 +2,19 @@
 
 mod direct;
 mod dispatch;
+mod cut;
 mod idle;
+mod limits;
 mod perturb;
 pub mod record;
 mod route;
 mod server;
 
+pub use limits::{BodyLimits, DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES};
 pub use route::{IsolateBy, Routing};
-pub use server::{ServeOptions, serve};
+pub use server::{
+    DEFAULT_MAX_HEADER_BYTES, Drained, ExtraHeader, MIN_HEADER_BYTES, ServeOptions, parse_header, serve,
+};
 
 use crate::runtime::failure::CallError;
 use crate::runtime::instance::{InstanceId, InstanceState};
@@ -141,7 +146,18 @@ impl HttpFrontEnd {
         let ticket = Arc::new(CallTicket::default());
         let start = Instant::now();
         let metrics = self.manager.metrics();
-        let route = self.router.route(&request);
+        let route = match self.router.route(&request) {
+            Ok(route) => route,
+            Err(refusal) => {
+                ticket.settle();
+                return Served {
+                    response: text_response(StatusCode::BAD_REQUEST, refusal),
+                    instance: None,
+                    memory: None,
+                    settlement: Settlement(ticket),
+                };
+            }
+        };
         let mut request = request;
         let io = route.decision.as_ref().and_then(|d| d.io.as_ref());
         if let Some(io) = io {

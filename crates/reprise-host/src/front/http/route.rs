@@ -86,13 +86,29 @@ impl InstanceSet {
     ) -> Result<Response, CallError> {
         match self {
             InstanceSet::Concurrent(handler) => {
+                let mut abandoned = Abandoned(Some(ticket.clone()));
+                let answer = handler.handle(ticket.clone(), request).await;
+                abandoned.0 = None;
                 // The worker takes its next call when it is ready; nothing
                 // to wait for once the answer is here.
-                let answer = handler.handle(ticket.clone(), request).await;
                 ticket.settle();
                 answer.map_err(CallError::from_wasmtime)
             }
             InstanceSet::Direct(dispatch) => dispatch.serve_direct(ticket, request).await,
+        }
+    }
+}
+
+/// Dropped with a p3 request whose client went away before its answer.
+/// `ProxyHandler` cannot cancel the guest's task (wasmtime 48 has no API
+/// for it), so the task runs on until it answers or its deadline passes;
+/// its instance takes no new calls meanwhile, and ends as `cancelled`.
+struct Abandoned(Option<Arc<CallTicket>>);
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.0.take() {
+            ticket.abandon();
         }
     }
 }
@@ -278,8 +294,11 @@ impl Router {
     }
 
     /// Picks the set for `request`, carrying out chaos's re-instantiation.
-    pub fn route<B>(&self, request: &http::Request<B>) -> Route<'_> {
-        match self {
+    /// A request with more than one value of the isolation key is refused
+    /// (the message names the header): routing it by any one of them would
+    /// let a client steer itself onto another key's instance.
+    pub fn route<B>(&self, request: &http::Request<B>) -> Result<Route<'_>, String> {
+        Ok(match self {
             Router::Shared(group) => {
                 let (set, decision) = group.pick();
                 Route {
@@ -293,7 +312,7 @@ impl Router {
                 unkeyed,
                 chaos,
                 sets,
-            } => match request.headers().get(header) {
+            } => match isolation_key(request.headers(), header)? {
                 Some(key) => {
                     // Keyed groups come and go with their keys: nothing is
                     // kept warm for them.
@@ -315,7 +334,26 @@ impl Router {
                     decision: chaos.as_ref().map(|chaos| chaos.next()),
                 },
             },
-        }
+        })
+    }
+}
+
+/// The isolation key of a request: the one value of `header`, if it has
+/// one that is not empty (an empty value is no key: a fresh instance, never
+/// an instance shared by every request that sends one). Two or more values
+/// are refused.
+fn isolation_key<'h>(
+    headers: &'h http::HeaderMap,
+    header: &HeaderName,
+) -> Result<Option<&'h HeaderValue>, String> {
+    let mut values = headers.get_all(header).iter();
+    match (values.next(), values.next()) {
+        (_, Some(_)) => Err(format!(
+            "more than one `{header}` header: the isolation key (--isolate-by header:{header}) \
+             must have one value\n"
+        )),
+        (Some(key), None) if !key.as_bytes().iter().all(u8::is_ascii_whitespace) => Ok(Some(key)),
+        _ => Ok(None),
     }
 }
 
@@ -334,6 +372,19 @@ mod tests {
         assert!(keyed.map.len() <= 2 * MIN_SWEEP);
         let again = keyed.get_or_insert(&0, |_| true, || Arc::new(()));
         assert!(Arc::ptr_eq(&busy, &again), "a set in use was dropped");
+    }
+
+    #[test]
+    fn two_values_of_the_key_are_refused_and_an_empty_one_is_no_key() {
+        let name = HeaderName::from_static("x-tenant");
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(isolation_key(&headers, &name), Ok(None));
+        headers.append(&name, HeaderValue::from_static(""));
+        assert_eq!(isolation_key(&headers, &name), Ok(None));
+        headers.insert(&name, HeaderValue::from_static("alice"));
+        assert_eq!(isolation_key(&headers, &name).unwrap().unwrap(), "alice");
+        headers.append(&name, HeaderValue::from_static("mallory"));
+        assert!(isolation_key(&headers, &name).unwrap_err().contains("`x-tenant`"));
     }
 
     #[test]

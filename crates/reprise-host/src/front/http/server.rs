@@ -7,15 +7,19 @@
 
 use super::HttpFrontEnd;
 use super::idle::{Activity, Tracked};
+use super::limits::{BodyLimits, Limited, Verdict, declared_too_large};
+use super::text_response;
 use super::record::Recorder;
 use crate::ops::listen::accept;
 use http::HeaderValue;
+use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use std::convert::Infallible;
+use wasmtime_wasi_http::WasiBody;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
@@ -41,6 +45,47 @@ pub struct ServeOptions {
     pub header_timeout: Option<Duration>,
     /// Where every request served is recorded (`--record`), if anywhere.
     pub record: Option<Arc<Recorder>>,
+    /// Headers set on every incoming request, replacing any of the same
+    /// name (`--header`).
+    pub extra_headers: Arc<Vec<ExtraHeader>>,
+    /// The most bytes a request's headers may take (`--max-header-bytes`):
+    /// past it, HTTP/1 clients get `431` and HTTP/2 streams are refused
+    /// with `431` too. At least [`MIN_HEADER_BYTES`].
+    pub max_header_bytes: usize,
+    /// How long a request body may take to arrive, and how large it may be
+    /// (`--body-timeout`, `--max-body-bytes`): past either, `408` or `413`.
+    pub body_limits: BodyLimits,
+}
+
+/// How serving ended.
+#[derive(Debug, Default)]
+pub struct Drained {
+    /// Requests still running at the drain timeout, answered `503` or (their
+    /// response head already sent) cut short.
+    pub cut: usize,
+}
+
+/// The default of [`ServeOptions::max_header_bytes`]: 64 KiB, four times
+/// nginx's largest header buffer and enough for any real client's cookies.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// The least [`ServeOptions::max_header_bytes`] may be: hyper's smallest
+/// HTTP/1 read buffer.
+pub const MIN_HEADER_BYTES: usize = 8192;
+
+/// A header of `--header`.
+pub type ExtraHeader = (http::HeaderName, HeaderValue);
+
+/// `NAME: VALUE` of `--header`.
+pub fn parse_header(text: &str) -> Result<ExtraHeader, String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("`{text}` is not `NAME: VALUE`"))?;
+    let name = http::HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| format!("`{}` is not a valid header name", name.trim()))?;
+    let value = HeaderValue::from_str(value.trim())
+        .map_err(|_| format!("the value of `{name}` is not a valid header value"))?;
+    Ok((name, value))
 }
 
 /// Serves `front` on `listener` until `shutdown` resolves, then stops
@@ -50,13 +95,23 @@ pub async fn serve(
     front: Arc<HttpFrontEnd>,
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Drained> {
     let local = listener.local_addr()?;
     let connections = TaskTracker::new();
     let (stop, stopping) = watch::channel(false);
+    // Set at the drain timeout: connections still serving count their
+    // requests, answer `503` to those without a response yet and are dropped.
+    let (cut_all, cutting) = watch::channel(false);
+    let cut_count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // `idle` keeps the time instead, for HTTP/1 and HTTP/2 alike.
-    builder.http1().header_read_timeout(None);
+    builder
+        .http1()
+        .header_read_timeout(None)
+        .max_buf_size(options.max_header_bytes.max(MIN_HEADER_BYTES));
+    builder
+        .http2()
+        .max_header_list_size(u32::try_from(options.max_header_bytes).unwrap_or(u32::MAX));
     let builder = Arc::new(builder);
     let permits = Arc::new(Semaphore::new(options.max_connections));
     let mut shutdown = std::pin::pin!(shutdown);
@@ -75,21 +130,53 @@ pub async fn serve(
         let service = service_fn({
             let activity = activity.clone();
             let record = options.record.clone();
+            let extra_headers = options.extra_headers.clone();
+            let body_limits = options.body_limits;
             move |request: http::Request<Incoming>| {
                 let in_flight = activity.start();
                 let front = front.clone();
                 let record = record.clone();
+                let extra_headers = extra_headers.clone();
                 async move {
-                    let request = adapt_request(request, local);
-                    let Some(recorder) = record else {
-                        let response = front.handle(request).await;
-                        return Ok(response.map(|body| Tracked::new(body, in_flight)));
+                    let (mut request, verdict) = match adapt_request(request, local, &body_limits)
+                    {
+                        Ok(adapted) => adapted,
+                        Err(refused) => {
+                            return Ok(refused.map(|body| Tracked::new(body, in_flight)));
+                        }
                     };
-                    // Recorded when its body ends, or at the latest once the
-                    // response is done.
-                    let (request, guard) = recorder.wrap(request);
-                    let request = request.map(|body| body.boxed_unsync());
-                    let response = front.handle(request).await.map(|body| guard.hold(body));
+                    for (name, value) in extra_headers.iter() {
+                        request.headers_mut().insert(name.clone(), value.clone());
+                    }
+                    let handled = async {
+                        let Some(recorder) = record else {
+                            return front.handle(request).await;
+                        };
+                        // Recorded when its body ends, or at the latest once
+                        // the response is done.
+                        let (request, guard) = recorder.wrap(request);
+                        let request = request.map(|body| body.boxed_unsync());
+                        front
+                            .handle(request)
+                            .await
+                            .map(|body| guard.hold(body))
+                    };
+                    // Polled first: a request answered at once never
+                    // registers for the drain timeout's cut.
+                    let mut response = tokio::select! {
+                        biased;
+                        response = handled => response,
+                        () = in_flight.activity().cut_short() => closing(text_response(
+                            http::StatusCode::SERVICE_UNAVAILABLE,
+                            "the server is shutting down: the drain timeout passed \
+                             before this request was answered\n",
+                        )),
+                    };
+                    if let Some((status, message)) = verdict.as_ref().and_then(|v| v.answer()) {
+                        // The body was cut off: whatever the component made
+                        // of that, the client gets the reason.
+                        response = closing(text_response(status, message));
+                    }
                     Ok::<_, Infallible>(response.map(|body| Tracked::new(body, in_flight)))
                 }
             }
@@ -97,8 +184,10 @@ pub async fn serve(
         let builder = builder.clone();
         let header_timeout = options.header_timeout;
         let mut stopping = stopping.clone();
+        let mut cutting = cutting.clone();
+        let cut_count = cut_count.clone();
         connections.spawn(async move {
-            let connection = pin!(builder.serve_connection(TokioIo::new(stream), service));
+            let mut connection = pin!(builder.serve_connection(TokioIo::new(stream), service));
             let quiet = async {
                 match header_timeout {
                     Some(timeout) => activity.quiet_for(timeout).await,
@@ -110,7 +199,23 @@ pub async fn serve(
                 let _ = stopping.wait_for(|stop| *stop).await;
             };
             let close = |connection: Pin<&mut _>| auto::Connection::graceful_shutdown(connection);
-            match drive(connection, close, quiet, stopped).await {
+            let cut = async move {
+                let _ = cutting.wait_for(|cut| *cut).await;
+            };
+            let ended = tokio::select! {
+                ended = drive(connection.as_mut(), close, quiet, stopped) => ended,
+                () = cut => {
+                    cut_count.fetch_add(activity.cut(), std::sync::atomic::Ordering::Relaxed);
+                    // Long enough for the `503`s to leave; a response still
+                    // streaming is then cut short by dropping the
+                    // connection, which the client sees as an error.
+                    match tokio::time::timeout(CUT_GRACE, connection).await {
+                        Ok(served) => Ended::Served(served),
+                        Err(_) => Ended::Served(Ok(())),
+                    }
+                }
+            };
+            match ended {
                 Ended::Served(Err(e)) => {
                     tracing::debug!(%peer, "connection ended with error: {e}")
                 }
@@ -130,10 +235,30 @@ pub async fn serve(
     tokio::select! {
         () = connections.wait() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(options.drain_timeout) => {
-            tracing::warn!("drain timeout elapsed; closing remaining connections")
+            let _ = cut_all.send(true);
+            let _ = tokio::time::timeout(CUT_GRACE * 2, connections.wait()).await;
+            let cut = cut_count.load(std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(
+                "drain timeout elapsed with {cut} request(s) still running: those without a \
+                 response yet were answered 503, the others cut short"
+            );
+            return Ok(Drained { cut });
         }
     }
-    Ok(())
+    Ok(Drained::default())
+}
+
+/// How long a connection still serving at the drain timeout may take to
+/// send its `503`s before it is dropped.
+const CUT_GRACE: Duration = Duration::from_millis(250);
+
+/// `response`, closing its HTTP/1 connection after it (hyper drops the
+/// header from HTTP/2 responses).
+fn closing(mut response: http::Response<WasiBody>) -> http::Response<WasiBody> {
+    response
+        .headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// How long a connection closed for sending no request may take to say
@@ -183,21 +308,47 @@ async fn drive<C: Future>(
     }
 }
 
-/// Gives the request the body type wasi:http expects, and an authority:
-/// components may read it, and HTTP/1.0 clients may send no `Host`.
+/// Gives the request the body type wasi:http expects, held to the body
+/// limits, and an authority: components may read it, and HTTP/1.0 clients
+/// may send no `Host`. A request that is malformed (HTTP/1.1 without a
+/// `Host`, or with two) or whose declared length is past the body limit
+/// gets its answer instead.
 fn adapt_request(
     request: http::Request<Incoming>,
     local: SocketAddr,
-) -> http::Request<wasmtime_wasi_http::WasiBody> {
+    limits: &BodyLimits,
+) -> Result<(http::Request<WasiBody>, Option<Arc<Verdict>>), http::Response<WasiBody>> {
     let (mut parts, body) = request.into_parts();
+    let mut hosts = parts.headers.get_all(http::header::HOST).iter();
+    let refusal = match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => Some("more than one Host header\n"),
+        (None, _) if parts.version == http::Version::HTTP_11 => {
+            Some("an HTTP/1.1 request needs a Host header\n")
+        }
+        _ => None,
+    };
+    if let Some(refusal) = refusal {
+        return Err(closing(text_response(http::StatusCode::BAD_REQUEST, refusal)));
+    }
     if parts.uri.authority().is_none()
         && !parts.headers.contains_key(http::header::HOST)
         && let Ok(host) = HeaderValue::from_str(&local.to_string())
     {
         parts.headers.insert(http::header::HOST, host);
     }
-    let body = body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync();
-    http::Request::from_parts(parts, body)
+    if declared_too_large(parts.headers.get(http::header::CONTENT_LENGTH), limits) {
+        return Err(closing(text_response(
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            "request body larger than the body size limit (--max-body-bytes)\n",
+        )));
+    }
+    let body = body.map_err(wasmtime_wasi_http::Error::from);
+    if body.is_end_stream() || (limits.timeout.is_none() && limits.max_bytes.is_none()) {
+        return Ok((http::Request::from_parts(parts, body.boxed_unsync()), None));
+    }
+    let verdict = Arc::new(Verdict::default());
+    let body = Limited::new(body, limits, verdict.clone()).boxed_unsync();
+    Ok((http::Request::from_parts(parts, body), Some(verdict)))
 }
 
 #[cfg(test)]

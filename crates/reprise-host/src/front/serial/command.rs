@@ -1,6 +1,10 @@
 //! `reprise run`: components exporting `wasi:cli/run` (commands), run N
 //! times on policy-chosen instances.
 //!
+//! Both `wasi:cli/run@0.2.x` (p2) and `wasi:cli/run@0.3.x` (p3, an async
+//! export run in the store's event loop) are commands; a component exporting
+//! both is run through 0.3, as `wasmtime run` does.
+//!
 //! A command built with a standard toolchain (Rust's `fn main`, C's `main`
 //! through wasi-libc) traps when `run` is called a second time on the same
 //! instance: wasi-libc's command entry point refuses to run twice, since
@@ -14,12 +18,46 @@ use crate::runtime::failure::CallError;
 use crate::front::serial::{Serial, SerialOptions};
 use std::sync::Arc;
 use wasmtime_wasi::p2::bindings::{Command, CommandIndices};
+use wasmtime_wasi::p3::bindings::{Command as CommandP3, CommandIndices as CommandIndicesP3};
+
+/// A command's `wasi:cli/run`, located once per component.
+#[derive(Clone)]
+pub enum RunIndices {
+    P2(CommandIndices),
+    P3(CommandIndicesP3),
+}
+
+/// A command's `wasi:cli/run`, bound to one instance.
+pub enum RunExport {
+    P2(Command),
+    P3(CommandP3),
+}
+
+impl RunExport {
+    /// Calls `run` once: `Ok(Err(()))` when it returned `err`.
+    pub async fn call_run(
+        &self,
+        store: &mut wasmtime::Store<crate::runtime::instance::InstanceState>,
+    ) -> wasmtime::Result<Result<(), ()>> {
+        match self {
+            RunExport::P2(command) => command.wasi_cli_run().call_run(store).await,
+            RunExport::P3(command) => {
+                store
+                    .run_concurrent(async move |accessor| {
+                        command.wasi_cli_run().call_run(accessor).await
+                    })
+                    .await
+                    .and_then(|result| result)
+            }
+        }
+    }
+}
 
 /// Why `reprise run` stopped before running every repetition.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(
-        "the component does not export wasi:cli/run@0.2.x, so it is not a command; \
+        "the component does not export wasi:cli/run (0.2.x or 0.3.x), so it is not a command; \
          its functions: {functions} (use `reprise call` for those)"
     )]
     NotACommand { functions: String },
@@ -44,11 +82,27 @@ pub enum RunError {
     },
 }
 
-/// Prepares `wasi:cli/run` for the component of `manager`.
-pub fn command_indices(manager: &InstanceManager) -> Result<CommandIndices, RunError> {
-    CommandIndices::new(manager.instance_pre()).map_err(|_| RunError::NotACommand {
-        functions: function_list(manager.component(), &manager.engine().engine),
-    })
+impl RunError {
+    /// Whether a run began but did not finish (it trapped, ran out of time
+    /// or memory), so it has no exit code.
+    pub fn did_not_finish(&self) -> bool {
+        matches!(self, RunError::RunsOnlyOnce { .. } | RunError::Failed { .. })
+    }
+}
+
+/// Prepares `wasi:cli/run` for the component of `manager`: 0.3 when it is
+/// exported (and the engine can run it), else 0.2.
+pub fn command_indices(manager: &InstanceManager) -> Result<RunIndices, RunError> {
+    if manager.engine().engine.get_concurrency_support()
+        && let Ok(indices) = CommandIndicesP3::new(manager.instance_pre())
+    {
+        return Ok(RunIndices::P3(indices));
+    }
+    CommandIndices::new(manager.instance_pre())
+        .map(RunIndices::P2)
+        .map_err(|_| RunError::NotACommand {
+            functions: function_list(manager.component(), &manager.engine().engine),
+        })
 }
 
 /// Runs the command `repeat` times and returns the exit code of the first
@@ -62,14 +116,17 @@ pub async fn run_repeatedly(
     file: &str,
 ) -> anyhow::Result<i32> {
     let indices = command_indices(&manager)?;
-    let bind = Arc::new(move |store: &mut _, instance: &_| indices.load(store, instance));
-    let mut serial = Serial::<Command>::new(manager, bind, options);
+    let bind = Arc::new(move |store: &mut _, instance: &_| match &indices {
+        RunIndices::P2(indices) => indices.load(store, instance).map(RunExport::P2),
+        RunIndices::P3(indices) => indices.load(store, instance).map(RunExport::P3),
+    });
+    let mut serial = Serial::<RunExport>::new(manager, bind, options);
     let result = async {
         serial.warm_up().await?;
         let mut first_failure = 0;
         for run in 1..=repeat {
             let served = serial
-                .call(async |store, command| command.wasi_cli_run().call_run(store).await)
+                .call(async |store, command| command.call_run(store).await)
                 .await?;
             let code = match served.result {
                 Ok(Ok(())) => 0,
