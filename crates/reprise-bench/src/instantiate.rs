@@ -6,10 +6,10 @@
 //! a warm-up batch, so a single slow batch (the other core busy) does not
 //! move the result.
 
+use reprise_host::policy::Policy;
+use reprise_host::pool::{InstanceLimits, InstanceManager};
 use reprise_host::runtime::component::{self, Source};
 use reprise_host::runtime::engine::{Allocator, EngineHandle, EngineOptions};
-use reprise_host::pool::{InstanceLimits, InstanceManager};
-use reprise_host::policy::Policy;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 

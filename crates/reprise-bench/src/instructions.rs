@@ -114,7 +114,8 @@ mod tests {
 
     #[test]
     fn a_dump_still_being_written_has_no_total() {
-        let partial = "version: 1\ncreator: callgrind-3.19.0\nevents: Ir\nsummary: 847381994\nfn=(1) main\n";
+        let partial =
+            "version: 1\ncreator: callgrind-3.19.0\nevents: Ir\nsummary: 847381994\nfn=(1) main\n";
         assert_eq!(total_instructions(partial), None);
     }
 

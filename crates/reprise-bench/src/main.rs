@@ -1,6 +1,6 @@
 //! `reprise-bench`: Reprise's speed as ratios measured in one run.
 //!
-//! Serves the `hello` and `slow-init` fixtures with `reprise serve` under
+//! Serves the `hello`, `slow-init` and `preinit-heavy` fixtures with `reprise serve` under
 //! each policy, with `wasmtime serve` (the same component, the same load
 //! generator) and compares them with a native hyper server, the ceiling.
 //! Load comes from `wrk` over loopback for a bounded time per scenario; the
@@ -156,12 +156,30 @@ const SCENARIOS: &[(&str, Fixture, Server)] = &[
         Fixture::SlowInit,
         Server::Reprise(&["--policy", "reuse", "--prewarm", "1"]),
     ),
+    // ~50 ms of deterministic init: snapshotted at load (`--preinit auto`,
+    // the default), run per instance (`never`), and wasmtime serve.
+    (
+        "preinit-heavy/wasmtime-fresh",
+        Fixture::PreinitHeavy,
+        Server::Wasmtime(&[]),
+    ),
+    (
+        "preinit-heavy/reprise-fresh",
+        Fixture::PreinitHeavy,
+        Server::Reprise(&["--policy", "fresh"]),
+    ),
+    (
+        "preinit-heavy/reprise-fresh-preinit-never",
+        Fixture::PreinitHeavy,
+        Server::Reprise(&["--policy", "fresh", "--preinit", "never"]),
+    ),
 ];
 
 #[derive(Clone, Copy)]
 enum Fixture {
     Hello,
     SlowInit,
+    PreinitHeavy,
 }
 
 impl Fixture {
@@ -169,6 +187,7 @@ impl Fixture {
         match self {
             Fixture::Hello => reprise_test_programs::HELLO,
             Fixture::SlowInit => reprise_test_programs::SLOW_INIT,
+            Fixture::PreinitHeavy => reprise_test_programs::PREINIT_HEAVY,
         }
     }
 }
@@ -458,6 +477,31 @@ fn machine() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn preinit_scenarios_compare_the_snapshot_with_per_instance_init_and_wasmtime() {
+        let names: Vec<&str> = SCENARIOS
+            .iter()
+            .map(|(name, _, _)| *name)
+            .filter(|name| name.starts_with("preinit-heavy/"))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "preinit-heavy/wasmtime-fresh",
+                "preinit-heavy/reprise-fresh",
+                "preinit-heavy/reprise-fresh-preinit-never"
+            ]
+        );
+        let never = SCENARIOS
+            .iter()
+            .find(|(name, _, _)| name.ends_with("preinit-never"));
+        assert!(matches!(
+            never,
+            Some((_, Fixture::PreinitHeavy, Server::Reprise(flags))) if flags.contains(&"never")
+        ));
+        assert!(Fixture::PreinitHeavy.path().ends_with("preinit_heavy.wasm"));
+    }
 
     #[test]
     fn civil_dates() {

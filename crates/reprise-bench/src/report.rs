@@ -134,6 +134,14 @@ const TARGETS: &[(&str, &str, &str, &str, Quantity, f64)] = &[
         100.0,
     ),
     (
+        "preinit-fresh-vs-hello-fresh",
+        "fresh: preinit-heavy (50 ms init, snapshotted at load) / hello",
+        "preinit-heavy/reprise-fresh",
+        "hello/reprise-fresh",
+        Quantity::Throughput,
+        0.9,
+    ),
+    (
         "chaos-vs-reuse",
         "hello: reprise --chaos=0.1 / reprise reused",
         "hello/reprise-chaos",
@@ -406,6 +414,21 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshotted_heavy_init_is_held_to_hello_fresh() {
+        let ratios = ratios(&[
+            measured("preinit-heavy/reprise-fresh", 27_900.0, 1),
+            measured("hello/reprise-fresh", 30_000.0, 1),
+        ]);
+        let preinit = ratios
+            .iter()
+            .find(|r| r.name == "preinit-fresh-vs-hello-fresh")
+            .unwrap();
+        assert!((preinit.value - 0.93).abs() < 1e-9);
+        assert!(preinit.met());
+        assert_eq!(preinit.target, 0.9);
+    }
+
+    #[test]
     fn ratios_divide_the_named_measurements() {
         let ratios = ratios(&[
             measured("hello/reprise-fresh", 30_000.0, 1),
@@ -481,8 +504,14 @@ mod tests {
             time_targets: vec![],
         };
         let markdown = report.to_markdown();
-        assert!(markdown.contains("| hello/native | 6644 | 1.0 |"), "{markdown}");
-        assert!(markdown.contains("| hello/reprise-reuse | 46984 | 7.1 |"), "{markdown}");
+        assert!(
+            markdown.contains("| hello/native | 6644 | 1.0 |"),
+            "{markdown}"
+        );
+        assert!(
+            markdown.contains("| hello/reprise-reuse | 46984 | 7.1 |"),
+            "{markdown}"
+        );
         assert_eq!(
             report.to_json()["instructions_per_request"]["hello/reprise-reuse"],
             json!(46_984.0)

@@ -10,12 +10,12 @@
 
 use crate::policy::adopt::effective_hint;
 use crate::policy::chaos::{self, Chaos, ChaosConfig};
+use crate::policy::{self, Policy, PolicyChoice, Resolution, ReuseFlags};
+use crate::pool::{InstanceLimits, InstanceManager};
 use crate::runtime::component::{self, Source};
 use crate::runtime::engine::EngineOptions;
 use crate::runtime::instance::GuestEnvironment;
 use crate::runtime::preinit::{self, InitFunc, PreinitMode, Refusal};
-use crate::pool::{InstanceLimits, InstanceManager};
-use crate::policy::{self, Policy, PolicyChoice, Resolution, ReuseFlags};
 use reprise_hint::ReuseHint;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -141,9 +141,9 @@ impl Setup {
         let (engine, compiled) =
             component::load(&self.engine_options(), &self.bytes, &self.source)?;
         tracing::debug!(allocator = ?engine.allocator, "engine ready");
-        let snapshot = match preinit {
+        let (snapshot, init_failed) = match preinit {
             PreinitMode::Auto => self.preinitialize(&engine, &compiled, &guest),
-            PreinitMode::Never => None,
+            PreinitMode::Never => (None, None),
         };
         let preinitialized = snapshot.is_some();
         self.preinitialized
@@ -155,6 +155,11 @@ impl Setup {
                 InstanceManager::new(engine.clone(), compiled.clone(), limits.clone(), policy)?;
             if preinitialized {
                 manager = manager.preinitialized();
+            }
+            if let Some(message) = &init_failed {
+                // Readiness says why from the start, in the guest's words,
+                // before any instance tries again.
+                manager.init_failed_at_load(message);
             }
             managers.push(manager.with_guest(guest.clone()));
         }
@@ -178,7 +183,8 @@ impl Setup {
     /// Whether the managers last created run on a pre-initialization
     /// snapshot (init ran once, at load).
     pub fn is_preinitialized(&self) -> bool {
-        self.preinitialized.load(std::sync::atomic::Ordering::Relaxed)
+        self.preinitialized
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Runs the component's init once and returns the snapshotted component
@@ -186,8 +192,13 @@ impl Setup {
     pub fn snapshot(&self, guest: &GuestEnvironment) -> anyhow::Result<preinit::Snapshot> {
         let (engine, compiled) =
             component::load(&self.engine_options(), &self.bytes, &self.source)?;
-        let snapshot =
-            preinit::snapshot(&engine, &compiled, &self.bytes, guest, &self.settings.limits)?;
+        let snapshot = preinit::snapshot(
+            &engine,
+            &compiled,
+            &self.bytes,
+            guest,
+            &self.settings.limits,
+        )?;
         // What cannot be served is not worth writing.
         component::compile(&engine.engine, &snapshot.bytes, &self.source)?;
         Ok(snapshot)
@@ -196,15 +207,20 @@ impl Setup {
     /// The snapshot of `compiled`'s init, compiled on `engine`, when it has
     /// an init function and that init is deterministic; otherwise `None`,
     /// and one log line says why (instances then run init themselves).
+    /// When init itself failed, its message comes second.
     fn preinitialize(
         &self,
         engine: &crate::runtime::engine::EngineHandle,
         compiled: &wasmtime::component::Component,
         guest: &GuestEnvironment,
-    ) -> Option<wasmtime::component::Component> {
-        let init = preinit::init_func(compiled)?;
+    ) -> (Option<wasmtime::component::Component>, Option<String>) {
+        let Some(init) = preinit::init_func(compiled) else {
+            return (None, None);
+        };
         let fallback = match init {
-            InitFunc::Reprise => "every instance runs init itself (reuse and --prewarm hide its cost)",
+            InitFunc::Reprise => {
+                "every instance runs init itself (reuse and --prewarm hide its cost)"
+            }
             InitFunc::Wizer => "instances start without it, as before",
         };
         let snapshot =
@@ -215,11 +231,11 @@ impl Setup {
                         "not pre-initialized: {init} failed when run at load: {message}; \
                          {fallback}"
                     );
-                    return None;
+                    return (None, Some(message));
                 }
                 Err(refusal) => {
                     tracing::warn!("not pre-initialized: {refusal}; {fallback}");
-                    return None;
+                    return (None, None);
                 }
             };
         match component::compile(&engine.engine, &snapshot.bytes, &self.source) {
@@ -229,11 +245,13 @@ impl Setup {
                      its snapshot, memory mapped copy-on-write",
                     snapshot.took.as_secs_f64() * 1e3
                 );
-                Some(component)
+                (Some(component), None)
             }
             Err(e) => {
-                tracing::warn!("not pre-initialized: the snapshot does not compile: {e}; {fallback}");
-                None
+                tracing::warn!(
+                    "not pre-initialized: the snapshot does not compile: {e}; {fallback}"
+                );
+                (None, None)
             }
         }
     }

@@ -47,9 +47,11 @@ fn fixtures_export_what_their_front_end_calls() {
         let expected = match *name {
             // `reprise run` and `reprise call` fixtures.
             "command" => "wasi:cli/run@0.2.",
+            "command-p3" => "wasi:cli/run@0.3.",
             "call-counter" => "reprise:test/counter",
             "values" => "describe",
-            _ if name.ends_with("-p3") => "wasi:http/handler@0.3.",
+            "check-greeter" => "greet",
+            _ if name.ends_with("-p3") || name.contains("-p3-") => "wasi:http/handler@0.3.",
             _ => "wasi:http/incoming-handler@0.2.",
         };
         assert!(
@@ -66,6 +68,7 @@ fn declared_hints_reach_the_component_verbatim() {
             "example" => &["v1 reuse max-calls=1000"],
             "hinted-fresh" => &["v1 fresh"],
             "hinted-reuse" => &["v1 reuse max-calls=3"],
+            "redis-counter" => &["v1 reuse"],
             _ => &[],
         };
         assert_eq!(summarize(path).hints, expected, "hint sections of {name}");

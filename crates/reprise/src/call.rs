@@ -4,8 +4,8 @@
 use crate::cli::{CallArgs, LogFormat};
 use crate::guest::guest_output;
 use crate::instances::{prepare, runtime, serial_options};
-use reprise_host::runtime::component::Source;
 use reprise_host::front::serial::invoke::{call_repeatedly, parse_invocation};
+use reprise_host::runtime::component::Source;
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;

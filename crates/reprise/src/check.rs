@@ -7,13 +7,13 @@ use reprise_host::check::{
     self, DEFAULT_CALLS, DEFAULT_SCRIPT, Outcome, Plan, Report, RunKind, Script, Verdict,
     parse_script,
 };
-use reprise_host::runtime::component::Source;
-use reprise_host::setup::{HostSettings, Setup};
-use reprise_host::runtime::guest_output::GuestOutput;
 use reprise_host::front::http::proxy_pre;
 use reprise_host::front::serial::invoke::function_list;
-use reprise_host::pool::InstanceLimits;
 use reprise_host::policy::{Policy, ReuseBounds};
+use reprise_host::pool::InstanceLimits;
+use reprise_host::runtime::component::Source;
+use reprise_host::runtime::guest_output::GuestOutput;
+use reprise_host::setup::{HostSettings, Setup};
 use serde_json::json;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -119,14 +119,23 @@ pub fn run(args: CheckArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
     // A snapshot must answer as per-instance init does: if it does not,
     // init was not as deterministic as it looked.
     let preinit = match setup.is_preinitialized() {
-        true => Some(compare_preinit(&setup, guest, fresh.clone(), &script, seed)?),
+        true => Some(compare_preinit(
+            &setup,
+            guest,
+            fresh.clone(),
+            &script,
+            seed,
+        )?),
         false => None,
     };
     let outcome =
         crate::instances::runtime()?.block_on(check::check(fresh, reused, &script, &plan))?;
     if !args.json {
         match &preinit {
-            Some(PreinitComparison { divergence: None, calls }) => println!(
+            Some(PreinitComparison {
+                divergence: None,
+                calls,
+            }) => println!(
                 "pre-initialized: the snapshot answered like per-instance init over {calls} calls"
             ),
             Some(PreinitComparison {
@@ -160,7 +169,9 @@ pub fn run(args: CheckArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
             Script::Http(_) => "repro.http",
             Script::Calls(_) => "repro.calls",
         };
-        let path = repro_path.clone().unwrap_or_else(|| default_name.to_string());
+        let path = repro_path
+            .clone()
+            .unwrap_or_else(|| default_name.to_string());
         let mut command = format!("reprise check {file} --script {path} --seed {seed}");
         if repro.concurrency > 1 {
             command.push_str(&format!(" --concurrency {}", repro.concurrency));
@@ -338,7 +349,11 @@ fn print_text(outcome: &Outcome, declared: Option<&str>, set_command: &str) {
         Some(d) => {
             println!("first divergence: call {} under {}", d.call, d.run);
             if d.kind == RunKind::Long || d.succeeded_before + 1 >= d.call && d.call > 12 {
-                let what = if d.failed { "failed" } else { "answered differently" };
+                let what = if d.failed {
+                    "failed"
+                } else {
+                    "answered differently"
+                };
                 println!(
                     "  calls {}-{} succeeded on one instance, call {} {what}",
                     d.call - d.succeeded_before,

@@ -199,7 +199,9 @@ fn max_connections(text: &str) -> Result<usize, String> {
                 .into(),
         ),
         Ok(cap) => Ok(cap),
-        Err(_) => Err(format!("`{text}` is not a number of connections, e.g. `1024`")),
+        Err(_) => Err(format!(
+            "`{text}` is not a number of connections, e.g. `1024`"
+        )),
     }
 }
 

@@ -143,7 +143,10 @@ mod tests {
             env_var("MODE=a=b").unwrap(),
             ("MODE".to_string(), Some("a=b".to_string()))
         );
-        assert_eq!(env_var("EMPTY=").unwrap(), ("EMPTY".into(), Some("".into())));
+        assert_eq!(
+            env_var("EMPTY=").unwrap(),
+            ("EMPTY".into(), Some("".into()))
+        );
         let path = std::env::var("PATH").unwrap();
         assert_eq!(env_var("PATH").unwrap(), ("PATH".to_string(), Some(path)));
         assert_eq!(

@@ -5,11 +5,11 @@
 
 use crate::cli::{InstanceArgs, PolicyArg};
 use crate::units::CallTimeout;
-use reprise_host::policy::chaos::ChaosConfig;
-use reprise_host::runtime::component::Source;
-use reprise_host::pool::InstanceLimits;
-use reprise_host::policy::{PolicyChoice, ReuseFlags};
 use reprise_host::front::serial::SerialOptions;
+use reprise_host::policy::chaos::ChaosConfig;
+use reprise_host::policy::{PolicyChoice, ReuseFlags};
+use reprise_host::pool::InstanceLimits;
+use reprise_host::runtime::component::Source;
 use reprise_host::setup::{HostSettings, Setup};
 use std::time::Duration;
 

@@ -50,7 +50,10 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {}", reprise_host::runtime::component::one_line(&error));
+            eprintln!(
+                "error: {}",
+                reprise_host::runtime::component::one_line(&error)
+            );
             ExitCode::FAILURE
         }
     }

@@ -23,9 +23,9 @@ pub fn run(args: PreinitArgs, log_format: LogFormat) -> anyhow::Result<ExitCode>
     let guest = args
         .guest
         .environment(Vec::new(), false, guest_output(log_format, true));
-    let snapshot = setup.snapshot(&guest).with_context(|| {
-        format!("cannot pre-initialize {}", args.component.display())
-    })?;
+    let snapshot = setup
+        .snapshot(&guest)
+        .with_context(|| format!("cannot pre-initialize {}", args.component.display()))?;
     std::fs::write(&args.output, &snapshot.bytes)
         .with_context(|| format!("cannot write {}", args.output.display()))?;
     eprintln!(

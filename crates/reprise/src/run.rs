@@ -36,8 +36,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         // A run that did not finish (a trap, a timeout, the memory cap) has
         // no exit code of its own: exit with wasmtime's code for an abort,
         // which a guest's `exit(err)` (1) never gives.
-        Err(error) if error.downcast_ref::<RunError>().is_some_and(RunError::did_not_finish) => {
-            eprintln!("error: {}", reprise_host::runtime::component::one_line(&error));
+        Err(error)
+            if error
+                .downcast_ref::<RunError>()
+                .is_some_and(RunError::did_not_finish) =>
+        {
+            eprintln!(
+                "error: {}",
+                reprise_host::runtime::component::one_line(&error)
+            );
             return Ok(ExitCode::from(TRAP_EXIT_CODE));
         }
         Err(error) => return Err(error),

@@ -36,7 +36,10 @@ fn a_call_whose_client_went_away_is_stopped() {
     let started = Instant::now();
     let cancelled = loop {
         let metrics = server.admin_get("/metrics").body;
-        let cancelled = metric(&metrics, "reprise_instances_retired_total{reason=\"cancelled\"}");
+        let cancelled = metric(
+            &metrics,
+            "reprise_instances_retired_total{reason=\"cancelled\"}",
+        );
         if cancelled > 0 || started.elapsed() > Duration::from_secs(10) {
             break cancelled;
         }

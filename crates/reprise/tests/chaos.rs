@@ -194,6 +194,9 @@ fn chaos_never_exceeds_the_declared_max_concurrency() {
         .collect();
     for request in requests {
         let in_flight = request.join().unwrap();
-        assert_eq!(in_flight, 1, "{in_flight} concurrent requests on one instance");
+        assert_eq!(
+            in_flight, 1,
+            "{in_flight} concurrent requests on one instance"
+        );
     }
 }

@@ -189,13 +189,21 @@ fn first_callers_header_leaks_even_when_every_call_sends_the_same() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("verdict: leaks between calls"), "{out}");
     assert!(
-        out.contains("leak: the value of header x-user sent in call 1 appeared in the body of call 2"),
+        out.contains(
+            "leak: the value of header x-user sent in call 1 appeared in the body of call 2"
+        ),
         "{out}"
     );
     assert!(out.contains("reproduction: 2 calls (shrunk"), "{out}");
     assert!(out.contains("--seed 1"), "{out}");
     // The shrunk script replays the leak by itself.
-    let (code, out, _) = check_full(&[CHECK_FIRST_CALLER, "--script", repro.to_str().unwrap(), "--seed", "1"]);
+    let (code, out, _) = check_full(&[
+        CHECK_FIRST_CALLER,
+        "--script",
+        repro.to_str().unwrap(),
+        "--seed",
+        "1",
+    ]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("verdict: leaks between calls"), "{out}");
     // And the default script finds it too.
@@ -212,12 +220,22 @@ fn earlier_bodies_echoed_leak() {
         "POST /\nContent-Type: text/plain\n\nfirst body\n###\nPOST /\nContent-Type: text/plain\n\nsecond body\n###\nPOST /\n\nthird body\n",
     )
     .unwrap();
-    let (code, out, _) = check_full(&[CHECK_ECHO_HISTORY, "--script", script.to_str().unwrap(), "--seed", "1", "--json"]);
+    let (code, out, _) = check_full(&[
+        CHECK_ECHO_HISTORY,
+        "--script",
+        script.to_str().unwrap(),
+        "--seed",
+        "1",
+        "--json",
+    ]);
     assert_eq!(code, 1, "{out}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["verdict"], "leaks between calls");
     let evidence = report["leaks"][0]["evidence"].as_str().unwrap();
-    assert!(evidence.contains("body sent in call 1 appeared in the body of call 2"), "{evidence}");
+    assert!(
+        evidence.contains("body sent in call 1 appeared in the body of call 2"),
+        "{evidence}"
+    );
 }
 
 #[test]
@@ -225,8 +243,14 @@ fn a_table_that_fills_up_breaks_after_forty_calls() {
     let (code, out, _) = check_full(&[CHECK_TABLE_FULL, "--seed", "1"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("verdict: breaks under reuse"), "{out}");
-    assert!(out.contains("calls 1-40 succeeded on one instance, call 41 failed"), "{out}");
-    assert!(out.contains("recommended hint: v1 reuse max-calls=40"), "{out}");
+    assert!(
+        out.contains("calls 1-40 succeeded on one instance, call 41 failed"),
+        "{out}"
+    );
+    assert!(
+        out.contains("recommended hint: v1 reuse max-calls=40"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -254,16 +278,35 @@ fn look_alikes_are_reuse_safe() {
     .unwrap();
     let (code, out, _) = check_full(&[ECHO, "--script", script.to_str().unwrap(), "--seed", "1"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("with 2 calls") || out.contains("verdict: reuse-safe"), "{out}");
+    assert!(
+        out.contains("with 2 calls") || out.contains("verdict: reuse-safe"),
+        "{out}"
+    );
 }
 
 #[test]
 fn bad_scripts_name_the_line_and_exit_2() {
     let cases = [
-        ("bad1.script", "GET /\nGET /?q=<b>\n", "error: script line 2: "),
-        ("bad2.http", "GET /\nX-User alice\n", "error: script line 2: expected a header"),
-        ("bad3.http", "BREW /pot\n", "error: script line 1: `BREW` is not an HTTP method"),
-        ("bad4.http", "# nothing\n###\nX-User: a\n", "error: script line 3: expected a request line"),
+        (
+            "bad1.script",
+            "GET /\nGET /?q=<b>\n",
+            "error: script line 2: ",
+        ),
+        (
+            "bad2.http",
+            "GET /\nX-User alice\n",
+            "error: script line 2: expected a header",
+        ),
+        (
+            "bad3.http",
+            "BREW /pot\n",
+            "error: script line 1: `BREW` is not an HTTP method",
+        ),
+        (
+            "bad4.http",
+            "# nothing\n###\nX-User: a\n",
+            "error: script line 3: expected a request line",
+        ),
     ];
     for (name, text, expected) in cases {
         let script = support::scratch_path(name);
@@ -278,7 +321,14 @@ fn bad_scripts_name_the_line_and_exit_2() {
 #[test]
 fn junit_has_a_test_case_per_run() {
     let junit = support::scratch_path("counter.xml");
-    let (code, out, _) = check_full(&[COUNTER, "--seed", "1", "--json", "--junit", junit.to_str().unwrap()]);
+    let (code, out, _) = check_full(&[
+        COUNTER,
+        "--seed",
+        "1",
+        "--json",
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
     assert_eq!(code, 1, "{out}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     let runs = report["runs"].as_array().unwrap().len();
@@ -295,7 +345,10 @@ fn function_components_get_token_variation() {
     let (code, out, _) = check_full(&[CHECK_GREETER, "--call", "greet(\"alice\")", "--seed", "1"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("verdict: leaks between calls"), "{out}");
-    assert!(out.contains("string argument 1 sent in call 1 appeared in the result of call 2"), "{out}");
+    assert!(
+        out.contains("string argument 1 sent in call 1 appeared in the result of call 2"),
+        "{out}"
+    );
     let (code, out, _) = check_full(&[CHECK_GREETER, "--call", "add(1, 2)", "--seed", "1"]);
     assert_eq!(code, 0, "{out}");
 }

@@ -53,7 +53,11 @@ fn a_body_that_trickles_past_the_body_timeout_gets_408_and_the_connection_closes
     let _ = stream.write_all(b"1\r\nb\r\n");
     let (received, _) = read_until_closed(&mut stream);
     let answer = String::from_utf8_lossy(&received);
-    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}\n{}", server.stderr());
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "{answer}\n{}",
+        server.stderr()
+    );
     assert!(answer.contains("--body-timeout"), "{answer}");
     let took = start.elapsed();
     assert!(took < Duration::from_secs(5), "took {took:?}");
@@ -210,7 +214,10 @@ fn files_that_are_not_regular_wasm_files_of_a_sane_size_are_refused_at_once() {
     let text = scratch_path("notes.txt");
     std::fs::write(&text, "not wasm at all").unwrap();
     let cases = [
-        ("/dev/zero", "is not a regular file (it is a character device)"),
+        (
+            "/dev/zero",
+            "is not a regular file (it is a character device)",
+        ),
         ("/", "is not a regular file (it is a directory)"),
         (large.to_str().unwrap(), "is too large"),
         (text.to_str().unwrap(), "is not a WebAssembly binary"),
@@ -252,7 +259,11 @@ fn hint_set_keeps_permissions_follows_a_symlink_and_refuses_devices() {
     symlink(&victim, dir.join("out.wasm.reprise-tmp")).unwrap();
     let out_str = out.to_str().unwrap();
     let set = run(&["hint", "set", COUNTER, "v1 reuse", "-o", out_str]);
-    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
     let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
@@ -262,8 +273,17 @@ fn hint_set_keeps_permissions_follows_a_symlink_and_refuses_devices() {
     let link = dir.join("link.wasm");
     symlink(&out, &link).unwrap();
     let clear = run(&["hint", "clear", out_str, "-o", link.to_str().unwrap()]);
-    assert!(clear.status.success(), "{}", String::from_utf8_lossy(&clear.stderr));
-    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(
+        clear.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clear.stderr)
+    );
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     let shown = run(&["hint", "show", out_str]);
     assert!(!String::from_utf8_lossy(&shown.stdout).contains("v1 reuse"));
     // No temporary file is left behind.
@@ -272,7 +292,9 @@ fn hint_set_keeps_permissions_follows_a_symlink_and_refuses_devices() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert!(
-        names.iter().all(|n| !n.ends_with(".reprise-tmp") || n == "out.wasm.reprise-tmp"),
+        names
+            .iter()
+            .all(|n| !n.ends_with(".reprise-tmp") || n == "out.wasm.reprise-tmp"),
         "{names:?}"
     );
     // A device is refused and left alone.
@@ -281,7 +303,12 @@ fn hint_set_keeps_permissions_follows_a_symlink_and_refuses_devices() {
     let stderr = String::from_utf8_lossy(&full.stderr);
     assert!(stderr.contains("not a regular file"), "{stderr}");
     use std::os::unix::fs::FileTypeExt;
-    assert!(std::fs::metadata("/dev/full").unwrap().file_type().is_char_device());
+    assert!(
+        std::fs::metadata("/dev/full")
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -298,7 +325,11 @@ fn a_request_running_at_the_drain_timeout_gets_503_and_the_exit_code_says_so() {
     signal(&server, "-TERM");
     let (received, _) = read_until_closed(&mut stream);
     let answer = String::from_utf8_lossy(&received);
-    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}\n{}", server.stderr());
+    assert!(
+        answer.starts_with("HTTP/1.1 503"),
+        "{answer}\n{}",
+        server.stderr()
+    );
     let status = exit_within(&mut server, Duration::from_secs(10)).expect("exited");
     assert!(!status.success(), "{status:?}");
     assert!(
@@ -342,7 +373,11 @@ fn a_second_signal_during_the_drain_exits_at_once() {
         let status = exit_within(&mut server, Duration::from_secs(10)).expect("exited at once");
         assert!(start.elapsed() < Duration::from_secs(5));
         assert!(!status.success(), "{second}: {status:?}");
-        assert!(server.stderr().contains("exiting at once"), "{}", server.stderr());
+        assert!(
+            server.stderr().contains("exiting at once"),
+            "{}",
+            server.stderr()
+        );
     }
 }
 

@@ -8,7 +8,13 @@ use support::{Server, run};
 
 #[test]
 fn a_header_flag_replaces_the_clients_header() {
-    let server = Server::start(&[CHECK_FIRST_CALLER, "--policy", "fresh", "--header", "X-User: operator"]);
+    let server = Server::start(&[
+        CHECK_FIRST_CALLER,
+        "--policy",
+        "fresh",
+        "--header",
+        "X-User: operator",
+    ]);
     let response = server.get_with("/", &[("x-user", "alice")]);
     assert_eq!(response.status, 200, "{}", server.stderr());
     assert_eq!(response.body, "hello, operator\n");
@@ -31,7 +37,11 @@ fn headers_past_the_limit_get_431() {
 
 #[test]
 fn bad_header_flags_are_refused() {
-    for args in [["--header", "no colon"], ["--header", "bad name: v"], ["--max-header-bytes", "1KiB"]] {
+    for args in [
+        ["--header", "no colon"],
+        ["--header", "bad name: v"],
+        ["--max-header-bytes", "1KiB"],
+    ] {
         let output = run(&["serve", HELLO, args[0], args[1]]);
         assert!(!output.status.success(), "{args:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);

@@ -4,10 +4,10 @@
 
 mod support;
 
+use reprise_host::policy::Policy;
+use reprise_host::pool::{InstanceLimits, InstanceManager};
 use reprise_host::runtime::component::{self, Source};
 use reprise_host::runtime::engine::{EngineHandle, EngineOptions};
-use reprise_host::pool::{InstanceLimits, InstanceManager};
-use reprise_host::policy::Policy;
 use reprise_test_programs::*;
 use std::sync::atomic::Ordering::Relaxed;
 use support::{Server, metric};

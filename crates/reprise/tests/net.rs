@@ -42,7 +42,13 @@ fn serve(redis_addr: &str, allow: &[&str]) -> Server {
 
 fn assert_serves(server: &Server) {
     let response = server.get("/");
-    assert_eq!(response.status, 200, "{}\n{}", response.body, server.stderr());
+    assert_eq!(
+        response.status,
+        200,
+        "{}\n{}",
+        response.body,
+        server.stderr()
+    );
     assert_eq!(response.body, "hits 7, connection 7\n");
 }
 
@@ -53,7 +59,11 @@ fn addresses_ranges_and_star_allow_connections() {
     for target in [addr.as_str(), "127.0.0.1", "127.0.0.0/8", "*"] {
         let server = serve(&addr, &["10.9.9.9", target]);
         assert_serves(&server);
-        assert!(!server.stderr().contains("denied"), "{target}: {}", server.stderr());
+        assert!(
+            !server.stderr().contains("denied"),
+            "{target}: {}",
+            server.stderr()
+        );
     }
 }
 
@@ -75,7 +85,11 @@ fn unlisted_targets_are_denied_and_logged_with_the_flag() {
     assert!(server.wait_for_log(&flag), "{}", server.stderr());
     let ready = server.admin_get("/ready");
     assert_eq!(ready.status, 503);
-    assert!(ready.body.contains(&format!("TCP connect to {addr}")), "{}", ready.body);
+    assert!(
+        ready.body.contains(&format!("TCP connect to {addr}")),
+        "{}",
+        ready.body
+    );
     // A name not listed is not even looked up, and the log says which flag
     // would allow the lookup.
     let server = serve(&format!("localhost:{port}"), &[&addr]);
@@ -89,14 +103,36 @@ fn unlisted_targets_are_denied_and_logged_with_the_flag() {
 
 #[test]
 fn every_command_takes_allow_net_and_rejects_bad_targets() {
-    let output = run(&["run", COMMAND, "--allow-net", "*", "--allow-net", "10.0.0.0/8"]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = run(&[
+        "run",
+        COMMAND,
+        "--allow-net",
+        "*",
+        "--allow-net",
+        "10.0.0.0/8",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let output = run(&["call", HELLO, "nope()", "--allow-net", "example.com:443"]);
     // Parsed, then refused for the call, not the flag.
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no export named `nope`"), "{stderr}");
-    let output = run(&["check", HELLO, "--allow-net", "127.0.0.1:6379", "--calls", "5"]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = run(&[
+        "check",
+        HELLO,
+        "--allow-net",
+        "127.0.0.1:6379",
+        "--calls",
+        "5",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     for bad in ["not a host", "10.0.0.0/40", "host:0"] {
         let output = run(&["serve", HELLO, "--allow-net", bad]);
         assert!(!output.status.success(), "{bad}");
@@ -114,6 +150,12 @@ fn an_env_name_unset_in_reprise_is_a_warning_and_the_guest_sees_none() {
         .unwrap();
     assert!(output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("--env GREETING: `GREETING` is not set"), "{stderr}");
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "hello from command \n");
+    assert!(
+        stderr.contains("--env GREETING: `GREETING` is not set"),
+        "{stderr}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "hello from command \n"
+    );
 }

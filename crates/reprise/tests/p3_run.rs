@@ -36,7 +36,11 @@ fn exit_codes_of_p3_commands() {
     assert_eq!(code(&["7"]).status.code(), Some(7));
     let trapped = code(&["trap"]);
     assert_eq!(trapped.status.code(), Some(134), "{}", stderr(&trapped));
-    assert!(stderr(&trapped).contains("error: run 1 (instance 1) trapped"), "{}", stderr(&trapped));
+    assert!(
+        stderr(&trapped).contains("error: run 1 (instance 1) trapped"),
+        "{}",
+        stderr(&trapped)
+    );
     // A p2 command's trap (a second run on one instance) exits 134 too.
     let again = run(&["run", COMMAND, "--repeat", "2", "--policy", "reuse"]);
     assert_eq!(again.status.code(), Some(134), "{}", stderr(&again));
@@ -44,10 +48,33 @@ fn exit_codes_of_p3_commands() {
 
 #[test]
 fn call_and_check_reach_the_p3_run_export() {
-    let output = run(&["call", COMMAND_P3, "wasi:cli/run@0.3.2#run()", "--repeat", "2"]);
+    let output = run(&[
+        "call",
+        COMMAND_P3,
+        "wasi:cli/run@0.3.2#run()",
+        "--repeat",
+        "2",
+    ]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(stdout(&output), "ok\nok\n");
-    let output = run(&["check", COMMAND_P3, "--call", "wasi:cli/run@0.3.2#run()", "--calls", "20"]);
-    assert_eq!(output.status.code(), Some(0), "{}\n{}", stdout(&output), stderr(&output));
-    assert!(stdout(&output).contains("verdict: reuse-safe"), "{}", stdout(&output));
+    let output = run(&[
+        "check",
+        COMMAND_P3,
+        "--call",
+        "wasi:cli/run@0.3.2#run()",
+        "--calls",
+        "20",
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    assert!(
+        stdout(&output).contains("verdict: reuse-safe"),
+        "{}",
+        stdout(&output)
+    );
 }

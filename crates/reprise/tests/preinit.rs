@@ -16,6 +16,18 @@ fn inits(server: &Server) -> usize {
     server.stderr().matches(INIT_RAN).count()
 }
 
+/// Waits (a while) for `server` to have printed that init ran `n` times:
+/// what guests print reaches the log reader a moment after the answer.
+fn wait_for_inits(server: &Server, n: usize) -> usize {
+    for _ in 0..100 {
+        if inits(server) >= n {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    inits(server)
+}
+
 /// `value VALUE` of a `preinit-heavy` answer.
 fn value(body: &str) -> &str {
     body.split(';').next().unwrap()
@@ -25,7 +37,9 @@ fn value(body: &str) -> &str {
 fn deterministic_init_runs_once_at_load_and_every_instance_starts_from_the_snapshot() {
     let server = Server::start(&[PREINIT_HEAVY, "--admin-addr", "127.0.0.1:0"]);
     assert!(
-        server.stderr().contains("pre-initialized: reprise:init/init@0.1.0#init ran once at load in"),
+        server
+            .stderr()
+            .contains("pre-initialized: reprise:init/init@0.1.0#init ran once at load in"),
         "{}",
         server.stderr()
     );
@@ -33,16 +47,21 @@ fn deterministic_init_runs_once_at_load_and_every_instance_starts_from_the_snaps
     for answer in &answers {
         assert_eq!(answer.status, 200);
         assert!(
-            answer.body.ends_with("; init ran 1 time(s) in this instance; request 1\n"),
+            answer
+                .body
+                .ends_with("; init ran 1 time(s) in this instance; request 1\n"),
             "{}",
             answer.body
         );
         assert_eq!(value(&answer.body), value(&answers[0].body));
     }
-    // Six fresh instances (the one proving readiness, five requests), one init.
+    // Five fresh instances, one init.
     assert_eq!(inits(&server), 1, "{}", server.stderr());
     let metrics = server.admin_get("/metrics").body;
-    assert!(metric(&metrics, "reprise_instances_from_snapshot_total") >= 6, "{metrics}");
+    assert!(
+        metric(&metrics, "reprise_instances_from_snapshot_total") >= 5,
+        "{metrics}"
+    );
     assert_eq!(server.admin_get("/ready").status, 200);
 }
 
@@ -50,12 +69,22 @@ fn deterministic_init_runs_once_at_load_and_every_instance_starts_from_the_snaps
 fn with_preinit_never_every_fresh_instance_runs_init_and_answers_the_same() {
     let snapshot = Server::start(&[PREINIT_HEAVY]);
     let expected = snapshot.get("/").body;
-    let server = Server::start(&[PREINIT_HEAVY, "--preinit", "never", "--admin-addr", "127.0.0.1:0"]);
+    let server = Server::start(&[
+        PREINIT_HEAVY,
+        "--preinit",
+        "never",
+        "--admin-addr",
+        "127.0.0.1:0",
+    ]);
     for _ in 0..3 {
         assert_eq!(server.get("/").body, expected);
     }
-    assert!(inits(&server) >= 4, "{}", server.stderr());
-    assert!(!server.stderr().contains("pre-initialized"), "{}", server.stderr());
+    assert!(wait_for_inits(&server, 3) >= 3, "{}", server.stderr());
+    assert!(
+        !server.stderr().contains("pre-initialized"),
+        "{}",
+        server.stderr()
+    );
     let metrics = server.admin_get("/metrics").body;
     assert_eq!(metric(&metrics, "reprise_instances_from_snapshot_total"), 0);
 }
@@ -71,11 +100,20 @@ fn init_reading_the_clock_falls_back_to_per_instance_init_saying_why() {
         ),
         "{stderr}"
     );
-    assert!(stderr.contains("every instance runs init itself"), "{stderr}");
+    assert!(
+        stderr.contains("every instance runs init itself"),
+        "{stderr}"
+    );
     for _ in 0..2 {
         let answer = server.get("/");
         assert_eq!(answer.status, 200);
-        assert!(answer.body.ends_with("; init ran 1 time(s) in this instance\n"), "{}", answer.body);
+        assert!(
+            answer
+                .body
+                .ends_with("; init ran 1 time(s) in this instance\n"),
+            "{}",
+            answer.body
+        );
     }
     let metrics = server.admin_get("/metrics").body;
     assert_eq!(metric(&metrics, "reprise_instances_from_snapshot_total"), 0);
@@ -92,11 +130,17 @@ fn a_failing_init_at_load_is_reported_once_and_the_server_stays_unready() {
     let ready = server.admin_get("/ready");
     assert_eq!(ready.status, 503);
     assert!(ready.body.contains(message), "{}", ready.body);
-    assert_eq!(server.get("/").status, 500);
+    let answer = server.get("/");
+    assert_eq!(answer.status, 500, "{}\n{}", answer.body, server.stderr());
     std::thread::sleep(std::time::Duration::from_millis(300));
     // Still serving, and the snapshot was not retried.
     assert_eq!(server.admin_get("/ready").status, 503);
-    assert_eq!(server.stderr().matches(at_load).count(), 1, "{}", server.stderr());
+    assert_eq!(
+        server.stderr().matches(at_load).count(),
+        1,
+        "{}",
+        server.stderr()
+    );
 }
 
 #[test]
@@ -105,8 +149,19 @@ fn preinit_writes_a_valid_component_that_keeps_its_hint_and_serves_the_same_answ
     let out = scratch_path("preinit-out.wasm");
     let hinted_str = hinted.to_str().unwrap();
     let out_str = out.to_str().unwrap();
-    let set = run(&["hint", "set", PREINIT_HEAVY, "v1 reuse max-calls=7", "-o", hinted_str]);
-    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let set = run(&[
+        "hint",
+        "set",
+        PREINIT_HEAVY,
+        "v1 reuse max-calls=7",
+        "-o",
+        hinted_str,
+    ]);
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
     let made = run(&["preinit", hinted_str, "-o", out_str]);
     let stderr = String::from_utf8_lossy(&made.stderr);
     assert!(made.status.success(), "{stderr}");
@@ -154,10 +209,21 @@ fn check_compares_the_snapshot_with_per_instance_init() {
     ]);
     let stdout = String::from_utf8_lossy(&checked.stdout);
     assert!(
-        stdout.contains("pre-initialized: the snapshot answered like per-instance init over 12 calls"),
+        stdout.contains(
+            "pre-initialized: the snapshot answered like per-instance init over 12 calls"
+        ),
         "{stdout}\n{}",
         String::from_utf8_lossy(&checked.stderr)
     );
-    let never = run(&["check", PREINIT_HEAVY, "--preinit", "never", "--seeds", "1", "--calls", "12"]);
+    let never = run(&[
+        "check",
+        PREINIT_HEAVY,
+        "--preinit",
+        "never",
+        "--seeds",
+        "1",
+        "--calls",
+        "12",
+    ]);
     assert!(!String::from_utf8_lossy(&never.stdout).contains("pre-initialized"));
 }

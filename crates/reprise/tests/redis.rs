@@ -113,27 +113,50 @@ fn serve(redis_addr: &str, extra: &[&str]) -> Server {
 fn wait_until_ready(server: &Server) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while server.admin_get("/ready").status != 200 {
-        assert!(Instant::now() < deadline, "never ready:\n{}", server.stderr());
+        assert!(
+            Instant::now() < deadline,
+            "never ready:\n{}",
+            server.stderr()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 #[test]
 fn a_reused_instance_opens_one_connection_for_many_requests() {
-    let Some(redis) = Redis::start(free_port()) else { return };
+    let Some(redis) = Redis::start(free_port()) else {
+        return;
+    };
     let mut client = redis.client();
     let before = connections_received(&mut client);
     let addr = redis.addr();
     let server = serve(
         &addr,
-        &["--allow-net", &addr, "--policy", "reuse", "--idle-timeout", "60s"],
+        &[
+            "--allow-net",
+            &addr,
+            "--policy",
+            "reuse",
+            "--idle-timeout",
+            "60s",
+        ],
     );
     wait_until_ready(&server);
     let mut ids = Vec::new();
     for n in 1..=20 {
         let response = server.get("/");
-        assert_eq!(response.status, 200, "{}\n{}", response.body, server.stderr());
-        assert!(response.body.starts_with(&format!("hits {n},")), "{}", response.body);
+        assert_eq!(
+            response.status,
+            200,
+            "{}\n{}",
+            response.body,
+            server.stderr()
+        );
+        assert!(
+            response.body.starts_with(&format!("hits {n},")),
+            "{}",
+            response.body
+        );
         ids.push(connection_id(&response.body));
     }
     ids.dedup();
@@ -143,7 +166,9 @@ fn a_reused_instance_opens_one_connection_for_many_requests() {
 
 #[test]
 fn fresh_instances_open_a_connection_per_request() {
-    let Some(redis) = Redis::start(free_port()) else { return };
+    let Some(redis) = Redis::start(free_port()) else {
+        return;
+    };
     let mut client = redis.client();
     let before = connections_received(&mut client);
     let addr = redis.addr();
@@ -152,7 +177,13 @@ fn fresh_instances_open_a_connection_per_request() {
     let mut ids = Vec::new();
     for _ in 0..5 {
         let response = server.get("/");
-        assert_eq!(response.status, 200, "{}\n{}", response.body, server.stderr());
+        assert_eq!(
+            response.status,
+            200,
+            "{}\n{}",
+            response.body,
+            server.stderr()
+        );
         ids.push(connection_id(&response.body));
     }
     let mut distinct = ids.clone();
@@ -165,7 +196,9 @@ fn fresh_instances_open_a_connection_per_request() {
 
 #[test]
 fn without_allow_net_init_fails_naming_the_flag() {
-    let Some(redis) = Redis::start(free_port()) else { return };
+    let Some(redis) = Redis::start(free_port()) else {
+        return;
+    };
     let mut client = redis.client();
     let before = connections_received(&mut client);
     let addr = redis.addr();
@@ -174,13 +207,19 @@ fn without_allow_net_init_fails_naming_the_flag() {
     assert!(server.wait_for_log(&flag), "{}", server.stderr());
     let ready = server.admin_get("/ready");
     assert_eq!(ready.status, 503);
-    assert!(ready.body.contains("cannot connect to Redis"), "{}", ready.body);
+    assert!(
+        ready.body.contains("cannot connect to Redis"),
+        "{}",
+        ready.body
+    );
     assert!(ready.body.contains(&flag), "{}", ready.body);
     // Logged once per instance and target.
     let stderr = server.stderr();
     let denied = stderr
         .lines()
-        .filter(|l| l.contains("network access denied") && l.contains("instance=1") && l.contains("WARN"))
+        .filter(|l| {
+            l.contains("network access denied") && l.contains("instance=1") && l.contains("WARN")
+        })
         .count();
     assert_eq!(denied, 1, "{stderr}");
     assert_eq!(server.get("/").status, 500);
@@ -193,16 +232,24 @@ fn with_redis_down_readiness_reports_the_guest_error_until_it_is_back() {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let server = serve(&addr, &["--allow-net", &addr, "--policy", "reuse"]);
-    assert!(server.wait_for_log("instantiation failed"), "{}", server.stderr());
+    assert!(
+        server.wait_for_log("instantiation failed"),
+        "{}",
+        server.stderr()
+    );
     let ready = server.admin_get("/ready");
     assert_eq!(ready.status, 503);
     assert!(
-        ready.body.contains(&format!("cannot connect to Redis at {addr}")),
+        ready
+            .body
+            .contains(&format!("cannot connect to Redis at {addr}")),
         "{}",
         ready.body
     );
     assert!(!ready.body.contains("--allow-net"), "{}", ready.body);
-    let Some(_redis) = Redis::start(port) else { return };
+    let Some(_redis) = Redis::start(port) else {
+        return;
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let response = server.get("/");
@@ -210,7 +257,11 @@ fn with_redis_down_readiness_reports_the_guest_error_until_it_is_back() {
             assert!(response.body.starts_with("hits 1,"), "{}", response.body);
             break;
         }
-        assert!(Instant::now() < deadline, "never recovered:\n{}", server.stderr());
+        assert!(
+            Instant::now() < deadline,
+            "never recovered:\n{}",
+            server.stderr()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(server.admin_get("/ready").status, 200);

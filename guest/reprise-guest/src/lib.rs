@@ -181,7 +181,10 @@ pub mod __private {
                     self.max_concurrency.replace(value as u32).is_some()
                 }
             };
-            assert!(!duplicate, "reuse_hint!: each key may be given at most once");
+            assert!(
+                !duplicate,
+                "reuse_hint!: each key may be given at most once"
+            );
             self
         }
 

@@ -69,7 +69,10 @@ impl Answer {
                 ("body", String::from_utf8_lossy(body).into_owned()),
             ],
             Answer::Call { result, printed } => vec![
-                ("outcome", if result.is_ok() { "ok" } else { "failed" }.to_string()),
+                (
+                    "outcome",
+                    if result.is_ok() { "ok" } else { "failed" }.to_string(),
+                ),
                 (
                     "result",
                     match result {
@@ -530,9 +533,7 @@ pub fn judge(runs: &[Run]) -> Report {
     };
     let recommended_hint = match verdict {
         Verdict::ReuseSafe => bounded(leak_bound),
-        Verdict::BreaksUnderReuse
-            if only_long && breaking_point.is_some_and(|calls| calls > 0) =>
-        {
+        Verdict::BreaksUnderReuse if only_long && breaking_point.is_some_and(|calls| calls > 0) => {
             let calls = breaking_point.unwrap_or(1);
             bounded(Some(leak_bound.map_or(calls, |leak| leak.min(calls))))
         }

@@ -5,13 +5,13 @@ use super::script::{Script, ScriptedCall, ScriptedRequest};
 use super::shrink::shrink;
 use super::vary::{Sent, Tokens, call_values, request_values, vary_call, vary_request};
 use super::{Answer, Baseline, LEAK_BUDGET, Observed, Report, Run, RunKind, judge};
-use crate::policy::chaos::{Chaos, ChaosConfig};
-use crate::runtime::guest_output::Printed;
 use crate::front::http::{HttpFlavor, HttpFrontEnd, Routing, proxy_pre};
 use crate::front::serial::invoke::parse_invocation;
-use crate::pool::InstanceManager;
 use crate::front::serial::{Serial, SerialOptions};
+use crate::policy::chaos::{Chaos, ChaosConfig};
 use crate::pool::Bind;
+use crate::pool::InstanceManager;
+use crate::runtime::guest_output::Printed;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use std::sync::Arc;
@@ -76,8 +76,10 @@ fn variants(script: &Script, seed: u64, fresh: &InstanceManager) -> [Variant; 2]
                 script: script.clone(),
                 sent: requests.iter().map(request_values).collect(),
             };
-            let (varied, sent): (Vec<_>, Vec<_>) =
-                requests.iter().map(|r| vary_request(r, &mut tokens)).unzip();
+            let (varied, sent): (Vec<_>, Vec<_>) = requests
+                .iter()
+                .map(|r| vary_request(r, &mut tokens))
+                .unzip();
             [
                 plain,
                 Variant {
@@ -126,11 +128,15 @@ async fn send(front: &HttpFrontEnd, request: &ScriptedRequest, position: usize) 
     let body = Full::new(request.body.clone())
         .map_err(|never| match never {})
         .boxed_unsync();
-    let mut observed = Observed::serial(position, 0, Answer::Http {
-        status: 0,
-        content_type: None,
-        body: Bytes::new(),
-    });
+    let mut observed = Observed::serial(
+        position,
+        0,
+        Answer::Http {
+            status: 0,
+            content_type: None,
+            body: Bytes::new(),
+        },
+    );
     observed.request = request.summary();
     let request = match request.to_http(body) {
         Ok(request) => request,
@@ -446,7 +452,12 @@ pub async fn check(
             let seed = plan.seed.wrapping_add(i);
             let front = HttpFrontEnd::new(reused.clone(), Routing::default(), false, 0)?;
             let calls = http_concurrent(&front, &variants[1], k, seed).await;
-            let mut run = Run::new(&format!("concurrent seed {seed}"), RunKind::Concurrent, true, calls);
+            let mut run = Run::new(
+                &format!("concurrent seed {seed}"),
+                RunKind::Concurrent,
+                true,
+                calls,
+            );
             run.seed = Some(seed);
             run.concurrency = k;
             runs.push(run);
@@ -454,8 +465,7 @@ pub async fn check(
     }
     for &seed in &plan.chaos_seeds {
         let label = format!("chaos seed {seed}");
-        let (calls, _) =
-            serial_run(&reused, Some(chaos(seed)?), &variants[0], all(), go).await?;
+        let (calls, _) = serial_run(&reused, Some(chaos(seed)?), &variants[0], all(), go).await?;
         let mut run = Run::new(&label, RunKind::Chaos, false, calls);
         run.seed = Some(seed);
         runs.push(run);
@@ -548,7 +558,10 @@ async fn reproduce(
             return false;
         };
         match &value {
-            Some(value) => call.scanned().iter().any(|(_, text)| text.contains(value.as_str())),
+            Some(value) => call
+                .scanned()
+                .iter()
+                .any(|(_, text)| text.contains(value.as_str())),
             None => !baseline.matches(varied, call.entry, &call.answer),
         }
     };

@@ -253,7 +253,9 @@ pub(crate) fn is_request(line: &str) -> bool {
     line.split_once(' ').is_some_and(|(method, rest)| {
         !method.is_empty()
             && method.bytes().all(|b| b.is_ascii_alphabetic())
-            && (rest.starts_with('/') || rest.starts_with("http://") || rest.starts_with("https://"))
+            && (rest.starts_with('/')
+                || rest.starts_with("http://")
+                || rest.starts_with("https://"))
     })
 }
 
@@ -346,7 +348,9 @@ fn header(number: usize, line: &str) -> Result<(String, String), String> {
     http::HeaderName::from_bytes(name.as_bytes())
         .map_err(|_| format!("script line {number}: `{name}` is not a valid header name"))?;
     http::HeaderValue::from_str(value).map_err(|_| {
-        format!("script line {number}: the value of header `{name}` holds characters a header may not")
+        format!(
+            "script line {number}: the value of header `{name}` holds characters a header may not"
+        )
     })?;
     Ok((name.to_string(), value.to_string()))
 }
@@ -546,7 +550,10 @@ mod tests {
         assert_eq!(requests[0].path, "/login");
         assert_eq!(requests[0].header("x-user"), Some("alice"));
         assert_eq!(requests[0].header("content-type"), Some("application/json"));
-        assert_eq!(requests[0].body, Bytes::from_static(b"{\"name\": \"alice\"}"));
+        assert_eq!(
+            requests[0].body,
+            Bytes::from_static(b"{\"name\": \"alice\"}")
+        );
         assert_eq!(requests[1].path, "/items?q=1");
         assert_eq!(requests[1].host.as_deref(), Some("example.com"));
         assert!(requests[1].body.is_empty());
@@ -564,10 +571,19 @@ mod tests {
     fn malformed_http_files_name_the_line() {
         let cases = [
             ("GET /\nX-User alice\n", "script line 2: expected a header"),
-            ("###\nX-User: alice\n", "script line 2: expected a request line"),
+            (
+                "###\nX-User: alice\n",
+                "script line 2: expected a request line",
+            ),
             ("FETCH /\n", "script line 1: `FETCH` is not an HTTP method"),
-            ("GET /\n###\n\nPOST /a b\n", "script line 4: expected `HTTP/1.1`"),
-            ("GET /a\nBad Name: x\n", "script line 2: `Bad Name` is not a valid header name"),
+            (
+                "GET /\n###\n\nPOST /a b\n",
+                "script line 4: expected `HTTP/1.1`",
+            ),
+            (
+                "GET /a\nBad Name: x\n",
+                "script line 2: `Bad Name` is not a valid header name",
+            ),
             ("GET /?q=<b>\n", "script line 1: `/?q=<b>` holds characters"),
             ("GET nowhere\n", "script line 1: expected a path"),
             ("# nothing\n", "the script has no requests"),

@@ -157,9 +157,18 @@ fn one_off_growth_is_not_a_leak() {
 
 #[test]
 fn noise_between_fresh_instances_is_masked_not_a_finding() {
-    let fresh = run("fresh", &[(200, "id=123 t=5", 1, 0), (200, "id=77 t=6", 2, 0)]);
-    let again = run("fresh again", &[(200, "id=9 t=1", 3, 0), (200, "id=4 t=2", 4, 0)]);
-    let reuse = run("reuse", &[(200, "id=55 t=8", 1, 0), (200, "id=56 t=9", 1, 0)]);
+    let fresh = run(
+        "fresh",
+        &[(200, "id=123 t=5", 1, 0), (200, "id=77 t=6", 2, 0)],
+    );
+    let again = run(
+        "fresh again",
+        &[(200, "id=9 t=1", 3, 0), (200, "id=4 t=2", 4, 0)],
+    );
+    let reuse = run(
+        "reuse",
+        &[(200, "id=55 t=8", 1, 0), (200, "id=56 t=9", 1, 0)],
+    );
     let report = judge(&[fresh, again, reuse]);
     assert_eq!(report.verdict, Verdict::ReuseSafe, "{report:?}");
     assert_eq!(
@@ -168,9 +177,15 @@ fn noise_between_fresh_instances_is_masked_not_a_finding() {
     );
     // Beyond the noise, a difference still counts.
     let fresh = run("fresh", &[(200, "id=1 n=1", 1, 0), (200, "id=2 n=1", 2, 0)]);
-    let again = run("fresh again", &[(200, "id=3 n=1", 3, 0), (200, "id=4 n=1", 4, 0)]);
+    let again = run(
+        "fresh again",
+        &[(200, "id=3 n=1", 3, 0), (200, "id=4 n=1", 4, 0)],
+    );
     let reuse = run("reuse", &[(200, "id=5 n=1", 1, 0), (200, "id=6 n=2", 1, 0)]);
-    assert_eq!(judge(&[fresh, again, reuse]).verdict, Verdict::DependsOnReuse);
+    assert_eq!(
+        judge(&[fresh, again, reuse]).verdict,
+        Verdict::DependsOnReuse
+    );
 }
 
 #[test]
@@ -193,15 +208,21 @@ fn a_value_of_one_call_in_anothers_answer_leaks() {
             .collect();
         Run::new(label, kind(label), true, calls)
     };
-    let fresh = make("fresh, varied", ["hello, rpra1", "hello, rprb2", "hello, rprc3"]);
-    let reuse = make("reuse, varied", ["hello, rpra1", "hello, rpra1", "hello, rpra1"]);
+    let fresh = make(
+        "fresh, varied",
+        ["hello, rpra1", "hello, rprb2", "hello, rprc3"],
+    );
+    let reuse = make(
+        "reuse, varied",
+        ["hello, rpra1", "hello, rpra1", "hello, rpra1"],
+    );
     let report = judge(&[fresh, reuse]);
     assert_eq!(report.verdict, Verdict::LeaksBetweenCalls);
     assert_eq!(report.leaks.len(), 2);
     assert!(
-        report.leaks[1]
-            .to_string()
-            .starts_with("the value of header x-user sent in call 1 appeared in the body of call 3"),
+        report.leaks[1].to_string().starts_with(
+            "the value of header x-user sent in call 1 appeared in the body of call 3"
+        ),
         "{}",
         report.leaks[1]
     );

@@ -240,7 +240,10 @@ pub fn request_values(request: &ScriptedRequest) -> Vec<Sent> {
 /// `request` with every value replaced by a fresh token, and the tokens
 /// sent. A request with no value to vary gets a query parameter `q` and a
 /// header `x-user` holding tokens.
-pub fn vary_request(request: &ScriptedRequest, tokens: &mut Tokens) -> (ScriptedRequest, Vec<Sent>) {
+pub fn vary_request(
+    request: &ScriptedRequest,
+    tokens: &mut Tokens,
+) -> (ScriptedRequest, Vec<Sent>) {
     let mut sent = Vec::new();
     let mut varied = visit_request(request, &mut |place, _| {
         let token = tokens.token();
@@ -289,7 +292,8 @@ fn visit_call(text: &str, replace: &mut dyn FnMut(&str, &str) -> Option<String>)
                 let end = end.min(bytes.len());
                 if quote == b'"' && end > start {
                     count += 1;
-                    if let Some(new) = replace(&format!("string argument {count}"), &text[start..end])
+                    if let Some(new) =
+                        replace(&format!("string argument {count}"), &text[start..end])
                     {
                         out.push_str(&text[copied..start]);
                         out.push_str(&new);
@@ -447,7 +451,10 @@ mod tests {
         assert_eq!(varied.header("x-user"), Some(sent[1].value.as_str()));
         assert_eq!(varied.header("content-type"), Some("application/json"));
         let body = String::from_utf8(varied.body.to_vec()).unwrap();
-        assert!(body.contains(&format!("\"name\": \"{}\"", sent[2].value)), "{body}");
+        assert!(
+            body.contains(&format!("\"name\": \"{}\"", sent[2].value)),
+            "{body}"
+        );
         assert!(body.contains("\"age\": 3"), "{body}");
         let (varied, sent) = vary_request(&requests[1], &mut tokens);
         assert_eq!(
@@ -474,7 +481,10 @@ mod tests {
         assert_eq!(sent.len(), 2);
         assert_eq!(
             varied,
-            format!(r#"greet("{}", 'x', {{n: "{}"}})"#, sent[0].value, sent[1].value)
+            format!(
+                r#"greet("{}", 'x', {{n: "{}"}})"#,
+                sent[0].value, sent[1].value
+            )
         );
         assert_eq!(call_values(r#"add(1, 2)"#), []);
         assert_eq!(call_values(r#"greet("bob")"#)[0].value, "bob");
@@ -497,7 +507,11 @@ mod tests {
 
     #[test]
     fn another_calls_value_in_an_answer_is_a_leak() {
-        let (a, b, c) = (sent("header x-user", "rpra"), sent("header x-user", "rprb"), sent("header x-user", "rprc"));
+        let (a, b, c) = (
+            sent("header x-user", "rpra"),
+            sent("header x-user", "rprb"),
+            sent("header x-user", "rprc"),
+        );
         let calls = [
             call(&a, "hello, rpra", "hello, rpra"),
             call(&b, "hello, rpra", "hello, rprb"),
@@ -528,7 +542,11 @@ mod tests {
         ];
         assert!(find_leaks("reuse", &calls).is_empty());
         // A value several calls send is nobody's in particular.
-        let calls = [call(&y, "hello", "hello"), call(&y, "hello", "hello"), call(&z, "hello", "")];
+        let calls = [
+            call(&y, "hello", "hello"),
+            call(&y, "hello", "hello"),
+            call(&z, "hello", ""),
+        ];
         assert!(find_leaks("reuse", &calls).is_empty());
     }
 }

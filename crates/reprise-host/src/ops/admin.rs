@@ -2,6 +2,7 @@
 //! `/metrics`. It listens on its own address so that probes and scrapes
 //! never queue behind application traffic and are never exposed with it.
 
+use crate::ops::listen::{Listener, accept};
 use crate::pool::InstanceManager;
 use bytes::Bytes;
 use http::{Method, Response, StatusCode};
@@ -13,7 +14,6 @@ use std::future::Future;
 use std::sync::Arc;
 #[cfg(test)]
 use std::time::Duration;
-use crate::ops::listen::{Listener, accept};
 
 /// Answers one admin request.
 ///
@@ -116,10 +116,10 @@ pub async fn serve_admin(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::engine::EngineOptions;
     use crate::ops::listen::tests::Flaky;
-    use crate::pool::InstanceLimits;
     use crate::policy::Policy;
+    use crate::pool::InstanceLimits;
+    use crate::runtime::engine::EngineOptions;
     use std::sync::atomic::AtomicUsize;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

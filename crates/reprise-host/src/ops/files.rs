@@ -52,7 +52,10 @@ pub fn raise_open_file_limit() -> Option<(u64, u64)> {
 /// The connection cap: `requested` if given, else [`DEFAULT_MAX_CONNECTIONS`]
 /// kept [`RESERVED_FILES`] below `open_files` (and at least a quarter of
 /// it). The second value says when a requested cap is not below the limit.
-pub fn connection_cap(requested: Option<usize>, open_files: Option<u64>) -> (usize, Option<String>) {
+pub fn connection_cap(
+    requested: Option<usize>,
+    open_files: Option<u64>,
+) -> (usize, Option<String>) {
     let room = open_files.map(|limit| {
         let room = limit.saturating_sub(RESERVED_FILES).max(limit / 4).max(1);
         usize::try_from(room).unwrap_or(usize::MAX)

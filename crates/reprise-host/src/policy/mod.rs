@@ -250,9 +250,7 @@ impl Policy {
                     (idle, age) => idle.or(age),
                 }
             }
-            Phase::Serving => {
-                call_timeout.map(|t| (since + t + EXPIRY_GRACE, Retirement::Timeout))
-            }
+            Phase::Serving => call_timeout.map(|t| (since + t + EXPIRY_GRACE, Retirement::Timeout)),
             Phase::Finishing => None,
         }
     }
@@ -625,10 +623,17 @@ mod tests {
     #[test]
     fn chaos_reuses_fresh_components_unless_told_not_to() {
         let fresh = resolve(PolicyChoice::Auto, None, &ReuseFlags::default());
-        let chaos = fresh.clone().under_chaos(false, None, &ReuseFlags::default());
+        let chaos = fresh
+            .clone()
+            .under_chaos(false, None, &ReuseFlags::default());
         assert!(matches!(chaos.policy, Policy::Reuse(_)));
         assert!(chaos.notes[0].contains("--chaos-respect-hint"));
-        assert_eq!(fresh.clone().under_chaos(true, None, &ReuseFlags::default()), fresh);
+        assert_eq!(
+            fresh
+                .clone()
+                .under_chaos(true, None, &ReuseFlags::default()),
+            fresh
+        );
     }
 
     #[test]
@@ -642,7 +647,8 @@ mod tests {
             memory_ceiling: Some(1 << 20),
             ..ReuseFlags::default()
         };
-        let chaos = resolve(PolicyChoice::Fresh, Some(&h), &flags).under_chaos(false, Some(&h), &flags);
+        let chaos =
+            resolve(PolicyChoice::Fresh, Some(&h), &flags).under_chaos(false, Some(&h), &flags);
         let b = bounds(&chaos);
         assert_eq!(b.max_concurrency.get(), 1);
         assert_eq!(b.max_calls, NonZeroU64::new(7));
@@ -654,8 +660,11 @@ mod tests {
         assert_eq!(bounds(&unhinted).idle_timeout, Duration::from_millis(300));
         // A `fresh` hint has no bounds to add.
         let f = hint("v1 fresh");
-        let fresh = resolve(PolicyChoice::Auto, Some(&f), &ReuseFlags::default())
-            .under_chaos(false, Some(&f), &ReuseFlags::default());
+        let fresh = resolve(PolicyChoice::Auto, Some(&f), &ReuseFlags::default()).under_chaos(
+            false,
+            Some(&f),
+            &ReuseFlags::default(),
+        );
         assert_eq!(bounds(&fresh), &ReuseBounds::default());
     }
 
@@ -693,7 +702,10 @@ mod tests {
         assert_eq!(policy.expiry(t0, Phase::Serving, started, None), None);
         assert_eq!(
             policy.expiry(t0, Phase::Serving, started, Some(Duration::from_secs(2))),
-            Some((started + Duration::from_secs(2) + EXPIRY_GRACE, Retirement::Timeout))
+            Some((
+                started + Duration::from_secs(2) + EXPIRY_GRACE,
+                Retirement::Timeout
+            ))
         );
         assert_eq!(
             policy.expiry(t0, Phase::Finishing, started, Some(Duration::from_secs(2))),

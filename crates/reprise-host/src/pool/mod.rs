@@ -5,20 +5,19 @@
 //! `InstancePre` with imports resolved once, the policy, the metrics) and
 //! hands out stores for what lives once per instance ([`InstanceState`]).
 
-
 pub mod metrics;
 mod set;
 mod warm;
 
 pub use set::{Bind, Lifecycle, Pool, Pooled};
 
+use crate::policy::{CallDeadlines, CallToken, Policy, Retirement};
+use crate::pool::metrics::Metrics;
 use crate::runtime::component::one_line;
 use crate::runtime::engine::{DEFAULT_MAX_INSTANCES, EngineHandle, YIELD_TICKS};
 use crate::runtime::init::InitExport;
 use crate::runtime::instance::{GuestEnvironment, InstanceId, InstanceSlot, InstanceState};
 use crate::runtime::linker::linker;
-use crate::pool::metrics::Metrics;
-use crate::policy::{CallDeadlines, CallToken, Policy, Retirement};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -326,7 +325,11 @@ impl InstanceManager {
     ) -> Option<DeadlineGuard> {
         let timeout = self.limits.timeout.filter(|_| self.engine.interruptible)?;
         let store = store.as_context_mut();
-        let deadlines = store.data().concurrent_deadlines.get_or_init(Arc::default).clone();
+        let deadlines = store
+            .data()
+            .concurrent_deadlines
+            .get_or_init(Arc::default)
+            .clone();
         let token = deadlines.lock().unwrap().start(Instant::now() + timeout);
         Some(DeadlineGuard { deadlines, token })
     }
@@ -417,6 +420,12 @@ impl InstanceManager {
         tracing::error!(instance = id, "instantiation failed: {message}");
         self.metrics.instantiation_failures.fetch_add(1, Relaxed);
         *self.readiness.last_failure.lock().unwrap() = Some(message);
+    }
+
+    /// Records that the component's init failed when run once at load
+    /// (pre-initialization), for the readiness endpoint.
+    pub fn init_failed_at_load(&self, message: &str) {
+        *self.readiness.last_failure.lock().unwrap() = Some(message.to_string());
     }
 
     /// Records a successful instantiation.

@@ -442,7 +442,11 @@ impl<E: Send + 'static> Pool<E> {
         self.0.closed.store(true, Relaxed);
         let warm: Vec<Pooled<E>> = self.0.warm.lock().unwrap().drain(..).collect();
         for pooled in warm {
-            self.0.manager.metrics().warm_instances.fetch_sub(1, Relaxed);
+            self.0
+                .manager
+                .metrics()
+                .warm_instances
+                .fetch_sub(1, Relaxed);
             pooled.lifecycle.retire(Retirement::Shutdown);
             self.discard(pooled);
         }
@@ -473,7 +477,11 @@ impl<E: Send + 'static> Pool<E> {
                 End::Newest => warm.pop_back(),
             }
         }?;
-        self.0.manager.metrics().warm_instances.fetch_sub(1, Relaxed);
+        self.0
+            .manager
+            .metrics()
+            .warm_instances
+            .fetch_sub(1, Relaxed);
         Some(pooled)
     }
 
@@ -496,7 +504,11 @@ impl<E: Send + 'static> Pool<E> {
 
     fn park_warm(&self, pooled: Pooled<E>) {
         self.0.warm.lock().unwrap().push_back(pooled);
-        self.0.manager.metrics().warm_instances.fetch_add(1, Relaxed);
+        self.0
+            .manager
+            .metrics()
+            .warm_instances
+            .fetch_add(1, Relaxed);
     }
 
     /// A warm instance that may still take calls. One the policy would
@@ -618,7 +630,13 @@ impl<E: Send + 'static> Reclaim for Inner<E> {
 /// Instances still kept when their set goes (the server stops) end with it.
 impl<E> Drop for Inner<E> {
     fn drop(&mut self) {
-        let idle = self.idle.get_mut().unwrap().parked.drain(..).map(|(p, _)| p);
+        let idle = self
+            .idle
+            .get_mut()
+            .unwrap()
+            .parked
+            .drain(..)
+            .map(|(p, _)| p);
         let warm = self.warm.get_mut().unwrap().drain(..);
         for pooled in idle.chain(warm) {
             pooled.lifecycle.retire(Retirement::Shutdown);
@@ -641,7 +659,9 @@ async fn reap<E: Send + 'static>(set: Weak<Inner<E>>) {
                 let mut idle = pool.0.idle.lock().unwrap();
                 let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut idle.parked)
                     .into_iter()
-                    .partition(|(p, since)| pool.expiry(p, *since).is_some_and(|(at, _)| now >= at));
+                    .partition(|(p, since)| {
+                        pool.expiry(p, *since).is_some_and(|(at, _)| now >= at)
+                    });
                 idle.parked = kept;
                 let next = idle
                     .parked

@@ -132,7 +132,10 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>, LoadError> {
     }
     let mut reader = file.take(MAX_FILE_BYTES + 1);
     let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0).min(8));
-    (&mut reader).take(4).read_to_end(&mut bytes).map_err(failed)?;
+    (&mut reader)
+        .take(4)
+        .read_to_end(&mut bytes)
+        .map_err(failed)?;
     if bytes.as_slice() != b"\0asm" {
         return Err(LoadError::NotWasm(name));
     }

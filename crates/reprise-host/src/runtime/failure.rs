@@ -221,14 +221,19 @@ mod tests {
         let unreachable = classify(wasmtime::Error::new(wasmtime::Trap::UnreachableCodeReached));
         assert!(matches!(unreachable, CallError::Trap(_)));
         assert_eq!(unreachable.retirement(), Some(Retirement::Trap));
-        assert_eq!(unreachable.http_answer().0, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            unreachable.http_answer().0,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 
     #[test]
     fn a_guest_error_code_keeps_its_instance() {
         use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
         let answered = CallError::from_wasmtime(wasmtime::Error::new(ErrorCode::HttpRequestDenied));
-        assert!(matches!(&answered, CallError::GuestErrorCode(code) if code.contains("HttpRequestDenied")));
+        assert!(
+            matches!(&answered, CallError::GuestErrorCode(code) if code.contains("HttpRequestDenied"))
+        );
         assert_eq!(answered.retirement(), None);
     }
 
@@ -240,7 +245,8 @@ mod tests {
     fn proxy_handlers_no_response_text_is_recognized() {
         let unset = CallError::from_wasmtime(wasmtime::Error::msg(NO_RESPONSE));
         assert!(matches!(unset, CallError::NoResponse(None)));
-        let trapped = wasmtime::Error::new(wasmtime::Trap::UnreachableCodeReached).context(NO_RESPONSE);
+        let trapped =
+            wasmtime::Error::new(wasmtime::Trap::UnreachableCodeReached).context(NO_RESPONSE);
         let trapped = CallError::from_wasmtime(trapped);
         assert_eq!(trapped.retirement(), Some(Retirement::Trap));
         assert!(trapped.to_string().starts_with(NO_RESPONSE), "{trapped}");

@@ -131,9 +131,9 @@ fn has_init_signature(func: &ComponentFunc) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::engine::{Allocator, EngineHandle, EngineOptions};
-    use crate::pool::{InstanceLimits, InstanceManager};
     use crate::policy::Policy;
+    use crate::pool::{InstanceLimits, InstanceManager};
+    use crate::runtime::engine::{Allocator, EngineHandle, EngineOptions};
     use std::time::Duration;
     use wasmtime::component::Linker;
     use wasmtime::{Engine, Store};

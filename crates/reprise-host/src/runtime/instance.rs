@@ -8,10 +8,10 @@
 use crate::runtime::failure::MemoryCapExceeded;
 use crate::runtime::guest_output::{GuestOutput, LoggedStream, Printed};
 use crate::runtime::net::{Denials, NetPolicy, Verdict, describe_use};
-use tokio::sync::OwnedSemaphorePermit;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, LazyLock};
+use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::component::ResourceTable;
 use wasmtime::error::Context as _;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};

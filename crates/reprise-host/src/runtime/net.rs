@@ -55,10 +55,15 @@ impl FromStr for NetTarget {
             return Ok(NetTarget::Any);
         }
         if text.is_empty() {
-            return Err("an empty target (write `IP`, `IP:PORT`, `CIDR`, `HOST[:PORT]` or `*`)".into());
+            return Err(
+                "an empty target (write `IP`, `IP:PORT`, `CIDR`, `HOST[:PORT]` or `*`)".into(),
+            );
         }
         if let Ok(addr) = text.parse::<SocketAddr>() {
-            return Ok(NetTarget::Addr(addr.ip(), Some(nonzero_port(addr.port(), text)?)));
+            return Ok(NetTarget::Addr(
+                addr.ip(),
+                Some(nonzero_port(addr.port(), text)?),
+            ));
         }
         if let Ok(ip) = text.parse::<IpAddr>() {
             return Ok(NetTarget::Addr(ip, None));
@@ -137,7 +142,11 @@ struct AddrRule {
 impl AddrRule {
     fn exact(ip: IpAddr, port: Option<u16>) -> Self {
         let prefix = if ip.is_ipv4() { 32 } else { 128 };
-        AddrRule { net: ip, prefix, port }
+        AddrRule {
+            net: ip,
+            prefix,
+            port,
+        }
     }
 
     fn matches(&self, addr: SocketAddr) -> bool {
@@ -185,7 +194,9 @@ pub struct NetPolicy {
 pub enum Verdict {
     Allowed,
     /// Denied; the `--allow-net` value that would allow it.
-    Denied { allow_with: String },
+    Denied {
+        allow_with: String,
+    },
 }
 
 impl NetPolicy {
@@ -366,7 +377,10 @@ mod tests {
     fn policy(targets: &[&str]) -> NetPolicy {
         let targets: Vec<NetTarget> = targets.iter().map(|t| parse(t)).collect();
         NetPolicy::new(&targets, |host, _| match host {
-            "redis.internal" => Ok(vec!["10.1.2.3".parse().unwrap(), "::ffff:10.1.2.4".parse().unwrap()]),
+            "redis.internal" => Ok(vec![
+                "10.1.2.3".parse().unwrap(),
+                "::ffff:10.1.2.4".parse().unwrap(),
+            ]),
             "empty.internal" => Ok(vec![]),
             _ => Err(std::io::Error::other("no such host")),
         })
@@ -380,15 +394,43 @@ mod tests {
     #[test]
     fn targets_parse_and_print_back() {
         for text in [
-            "*", "10.0.0.1", "10.0.0.1:6379", "::1", "[::1]:80", "10.0.0.0/8", "fd00::/16",
-            "db.example.com", "db.example.com:5432", "localhost",
+            "*",
+            "10.0.0.1",
+            "10.0.0.1:6379",
+            "::1",
+            "[::1]:80",
+            "10.0.0.0/8",
+            "fd00::/16",
+            "db.example.com",
+            "db.example.com:5432",
+            "localhost",
         ] {
             assert_eq!(parse(text).to_string(), text, "{text}");
         }
-        assert_eq!(parse("[::1]"), NetTarget::Addr("::1".parse().unwrap(), None));
-        assert_eq!(parse("DB.Example.COM."), NetTarget::Host("db.example.com".into(), None));
-        assert_eq!(parse("10.0.0.0/8"), NetTarget::Cidr("10.0.0.0".parse().unwrap(), 8));
-        for bad in ["", "10.0.0.0/33", "::/129", "x/8", "host:port", "host:0", "1.2.3.4:0", "a..b", "sp ace", "a:b:c"] {
+        assert_eq!(
+            parse("[::1]"),
+            NetTarget::Addr("::1".parse().unwrap(), None)
+        );
+        assert_eq!(
+            parse("DB.Example.COM."),
+            NetTarget::Host("db.example.com".into(), None)
+        );
+        assert_eq!(
+            parse("10.0.0.0/8"),
+            NetTarget::Cidr("10.0.0.0".parse().unwrap(), 8)
+        );
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "::/129",
+            "x/8",
+            "host:port",
+            "host:0",
+            "1.2.3.4:0",
+            "a..b",
+            "sp ace",
+            "a:b:c",
+        ] {
             assert!(bad.parse::<NetTarget>().is_err(), "{bad}");
         }
     }
@@ -400,15 +442,25 @@ mod tests {
         assert!(!none.allows_some_lookup());
         assert_eq!(
             none.check(addr("127.0.0.1:6379"), SocketAddrUse::TcpConnect),
-            Verdict::Denied { allow_with: "127.0.0.1:6379".into() }
+            Verdict::Denied {
+                allow_with: "127.0.0.1:6379".into()
+            }
         );
         assert_eq!(
             none.check_lookup("Example.com."),
-            Verdict::Denied { allow_with: "example.com".into() }
+            Verdict::Denied {
+                allow_with: "example.com".into()
+            }
         );
         // Implicit binds reach nothing and are never what is denied.
-        assert_eq!(none.check(addr("0.0.0.0:0"), SocketAddrUse::TcpBind), Verdict::Allowed);
-        assert_eq!(none.check(addr("[::]:0"), SocketAddrUse::UdpBind), Verdict::Allowed);
+        assert_eq!(
+            none.check(addr("0.0.0.0:0"), SocketAddrUse::TcpBind),
+            Verdict::Allowed
+        );
+        assert_eq!(
+            none.check(addr("[::]:0"), SocketAddrUse::UdpBind),
+            Verdict::Allowed
+        );
     }
 
     #[test]
@@ -417,7 +469,10 @@ mod tests {
         let allowed = |a: &str, u| p.check(addr(a), u) == Verdict::Allowed;
         assert!(allowed("127.0.0.1:6379", SocketAddrUse::TcpConnect));
         assert!(!allowed("127.0.0.1:6380", SocketAddrUse::TcpConnect));
-        assert!(allowed("[::ffff:127.0.0.1]:6379", SocketAddrUse::TcpConnect));
+        assert!(allowed(
+            "[::ffff:127.0.0.1]:6379",
+            SocketAddrUse::TcpConnect
+        ));
         assert!(allowed("10.200.3.4:1", SocketAddrUse::UdpSend));
         assert!(allowed("10.200.3.4:1", SocketAddrUse::UdpReceive));
         assert!(!allowed("11.0.0.1:1", SocketAddrUse::TcpConnect));
@@ -430,7 +485,9 @@ mod tests {
         assert!(!allowed("127.0.0.1:6379", SocketAddrUse::TcpListen));
         assert_eq!(
             p.check(addr("0.0.0.0:8080"), SocketAddrUse::TcpListen),
-            Verdict::Denied { allow_with: "*".into() }
+            Verdict::Denied {
+                allow_with: "*".into()
+            }
         );
         assert!(!p.allows_some_lookup());
     }
@@ -448,14 +505,23 @@ mod tests {
         assert_eq!(p.check_lookup("other.internal"), Verdict::Allowed);
         assert_ne!(p.check_lookup("evil.example"), Verdict::Allowed);
         let (_, warnings) = NetPolicy::new(&[parse("empty.internal")], |_, _| Ok(vec![]));
-        assert!(warnings[0].contains("resolved to no address"), "{warnings:?}");
+        assert!(
+            warnings[0].contains("resolved to no address"),
+            "{warnings:?}"
+        );
     }
 
     #[test]
     fn star_allows_everything() {
         let p = policy(&["*"]);
-        assert_eq!(p.check(addr("8.8.8.8:53"), SocketAddrUse::UdpSend), Verdict::Allowed);
-        assert_eq!(p.check(addr("0.0.0.0:80"), SocketAddrUse::TcpListen), Verdict::Allowed);
+        assert_eq!(
+            p.check(addr("8.8.8.8:53"), SocketAddrUse::UdpSend),
+            Verdict::Allowed
+        );
+        assert_eq!(
+            p.check(addr("0.0.0.0:80"), SocketAddrUse::TcpListen),
+            Verdict::Allowed
+        );
         assert_eq!(p.check_lookup("anything.example"), Verdict::Allowed);
     }
 
@@ -506,12 +572,12 @@ pub struct FilteredLookup<'a> {
 mod lookup_impl {
     use super::{FilteredLookup, Verdict};
     use wasmtime::component::Resource;
+    use wasmtime_wasi::p2::DynPollable;
     use wasmtime_wasi::p2::SocketError;
     use wasmtime_wasi::p2::bindings::sockets::ip_name_lookup::{
         Host, HostResolveAddressStream, ResolveAddressStream,
     };
     use wasmtime_wasi::p2::bindings::sockets::network::{self, ErrorCode, IpAddress, Network};
-    use wasmtime_wasi::p2::DynPollable;
 
     impl Host for FilteredLookup<'_> {
         fn resolve_addresses(

@@ -212,7 +212,10 @@ fn stub_nondeterministic(
             let import = format!("{interface}.{function}");
             let tripped = tripped.clone();
             defined.func_new(&function, move |_, _, _, _| {
-                tripped.lock().unwrap().get_or_insert_with(|| import.clone());
+                tripped
+                    .lock()
+                    .unwrap()
+                    .get_or_insert_with(|| import.clone());
                 Err(wasmtime::Error::msg(not_deterministic(&import)))
             })?;
         }
@@ -274,8 +277,9 @@ async fn take(
     let (cx, instrumented) = wizer
         .instrument_component(bytes)
         .map_err(|e| Refusal::Unsupported(format!("{e:#}")))?;
-    let instrumented = Component::new(&engine.engine, &instrumented)
-        .map_err(|e| Refusal::Unsupported(format!("its instrumented form does not compile: {e:#}")))?;
+    let instrumented = Component::new(&engine.engine, &instrumented).map_err(|e| {
+        Refusal::Unsupported(format!("its instrumented form does not compile: {e:#}"))
+    })?;
     let tripped = Arc::new(Mutex::new(None));
     let mut linker = linker(&engine.engine).map_err(|e| Refusal::Link(format!("{e:#}")))?;
     stub_nondeterministic(&mut linker, &engine.engine, &instrumented, &tripped)
@@ -311,8 +315,7 @@ async fn take(
             }
             InitFunc::Wizer => {
                 let run = async {
-                    let func = instance
-                        .get_typed_func::<(), ()>(&mut store, WIZER_INITIALIZE)?;
+                    let func = instance.get_typed_func::<(), ()>(&mut store, WIZER_INITIALIZE)?;
                     func.call_async(&mut store, ()).await
                 };
                 run.await
@@ -419,18 +422,33 @@ mod tests {
         assert!(nondeterministic("wasi:clocks/wall-clock", "now"));
         assert!(!nondeterministic("wasi:clocks/wall-clock", "resolution"));
         assert!(nondeterministic("wasi:random/random", "get-random-u64"));
-        assert!(nondeterministic("wasi:sockets/tcp", "[method]tcp-socket.start-connect"));
+        assert!(nondeterministic(
+            "wasi:sockets/tcp",
+            "[method]tcp-socket.start-connect"
+        ));
         assert!(nondeterministic("wasi:http/outgoing-handler", "handle"));
-        assert!(nondeterministic("wasi:filesystem/types", "[method]descriptor.write-via-stream"));
-        assert!(!nondeterministic("wasi:filesystem/types", "[method]descriptor.read"));
+        assert!(nondeterministic(
+            "wasi:filesystem/types",
+            "[method]descriptor.write-via-stream"
+        ));
+        assert!(!nondeterministic(
+            "wasi:filesystem/types",
+            "[method]descriptor.read"
+        ));
         assert!(!nondeterministic("wasi:cli/environment", "get-environment"));
         assert!(!nondeterministic("wasi:config/store", "get"));
     }
 
     #[test]
     fn older_wasi_patch_versions_name_the_linkers_definition() {
-        assert_eq!(linker_name("wasi:clocks/wall-clock@0.2.3"), "wasi:clocks/wall-clock@0.2.12");
-        assert_eq!(linker_name("wasi:http/handler@0.3.0"), "wasi:http/handler@0.3.0");
+        assert_eq!(
+            linker_name("wasi:clocks/wall-clock@0.2.3"),
+            "wasi:clocks/wall-clock@0.2.12"
+        );
+        assert_eq!(
+            linker_name("wasi:http/handler@0.3.0"),
+            "wasi:http/handler@0.3.0"
+        );
         assert_eq!(
             linker_name("wasi:http/handler@0.3.0-rc-2025-09-16"),
             "wasi:http/handler@0.3.0-rc-2025-09-16"
@@ -443,21 +461,18 @@ mod tests {
     fn component(clock: bool) -> Vec<u8> {
         let (import, call) = match clock {
             true => (
+                // Not WASI's type for `now`: the stub takes any.
                 r#"(import "wasi:clocks/wall-clock@0.2.0" (instance $clock
-                      (type $dt (record (field "seconds" u64) (field "nanoseconds" u32)))
-                      (export "datetime" (type (eq $dt)))
-                      (export "now" (func (result $dt)))))
+                      (export "now" (func (result u64)))))
                    (alias export $clock "now" (func $now))
-                   (core module $libc (memory (export "memory") 1))
-                   (core instance $libc (instantiate $libc))
-                   (core func $now (canon lower (func $now) (memory $libc "memory")))
+                   (core func $now (canon lower (func $now)))
                    (core instance $imports (export "now" (func $now)))"#,
-                "(call $now (i32.const 200))",
+                "(drop (call $now))",
             ),
             false => ("(core instance $imports)", ""),
         };
         let import_decl = match clock {
-            true => r#"(import "clock" "now" (func $now (param i32)))"#,
+            true => r#"(import "clock" "now" (func $now (result i64)))"#,
             false => "",
         };
         let wat = format!(
@@ -516,6 +531,39 @@ mod tests {
             .unwrap();
         assert_eq!(read.call_async(&mut store, ()).await.unwrap().0, 42);
         assert_eq!(init_func(&snapped), Some(InitFunc::Reprise));
+    }
+
+    #[test]
+    fn wizers_limits_are_named() {
+        let engine = engine();
+        let wat = format!(
+            r#"(component
+                (core module $m
+                    (memory (export "memory") 1)
+                    (func (export "init") (result i32) i32.const 0))
+                (core instance $i (instantiate $m))
+                (core instance $again (instantiate $m))
+                (func $init (result (result (error string)))
+                    (canon lift (core func $i "init") (memory $i "memory")))
+                (instance $init (export "init" (func $init)))
+                (export "{INTERFACE}" (instance $init)))"#
+        );
+        let bytes = wat::parse_str(wat).unwrap();
+        let compiled = Component::new(&engine.engine, &bytes).unwrap();
+        let refusal = snapshot(
+            &engine,
+            &compiled,
+            &bytes,
+            &GuestEnvironment::default(),
+            &InstanceLimits::default(),
+        )
+        .unwrap_err();
+        assert!(
+            refusal
+                .to_string()
+                .contains("modules may be instantiated at most once"),
+            "{refusal}"
+        );
     }
 
     #[test]

@@ -220,7 +220,9 @@ impl Drop for Running<'_> {
                 instance = parts.lifecycle.id(),
                 "the client went away before the answer; call stopped"
             );
-            self.set.pool.ended(&parts.lifecycle, Some(&CallError::Cancelled));
+            self.set
+                .pool
+                .ended(&parts.lifecycle, Some(&CallError::Cancelled));
             return;
         }
         let set = self.set.clone();
@@ -235,7 +237,9 @@ impl Drop for Running<'_> {
                 None => Some((&mut call).await),
             };
             if let Some(failure) = failure
-                && finished.as_ref().is_none_or(|(_, _, result)| result.is_err())
+                && finished
+                    .as_ref()
+                    .is_none_or(|(_, _, result)| result.is_err())
             {
                 let _ = failure.send(());
             }

@@ -189,7 +189,11 @@ mod tests {
             timeout: Some(Duration::from_secs(1)),
             max_bytes: None,
         };
-        let body = Limited::new(chunks(100, 1, Duration::from_millis(100)), &limits, verdict.clone());
+        let body = Limited::new(
+            chunks(100, 1, Duration::from_millis(100)),
+            &limits,
+            verdict.clone(),
+        );
         assert!(body.collect().await.is_err());
         assert_eq!(verdict.answer().unwrap().0, StatusCode::REQUEST_TIMEOUT);
     }
@@ -216,8 +220,14 @@ mod tests {
             timeout: None,
             max_bytes: Some(10),
         };
-        assert!(declared_too_large(Some(&HeaderValue::from_static("11")), &limits));
-        assert!(!declared_too_large(Some(&HeaderValue::from_static("10")), &limits));
+        assert!(declared_too_large(
+            Some(&HeaderValue::from_static("11")),
+            &limits
+        ));
+        assert!(!declared_too_large(
+            Some(&HeaderValue::from_static("10")),
+            &limits
+        ));
         assert!(!declared_too_large(None, &limits));
     }
 }

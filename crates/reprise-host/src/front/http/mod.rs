@@ -1,8 +1,8 @@
 //! The HTTP front end: `wasi:http` proxy components behind a hyper server.
 
+mod cut;
 mod direct;
 mod dispatch;
-mod cut;
 mod idle;
 mod limits;
 mod perturb;
@@ -13,13 +13,14 @@ mod server;
 pub use limits::{BodyLimits, DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES};
 pub use route::{IsolateBy, Routing};
 pub use server::{
-    DEFAULT_MAX_HEADER_BYTES, Drained, ExtraHeader, MIN_HEADER_BYTES, ServeOptions, parse_header, serve,
+    DEFAULT_MAX_HEADER_BYTES, Drained, ExtraHeader, MIN_HEADER_BYTES, ServeOptions, parse_header,
+    serve,
 };
 
+use crate::policy::Retirement;
+use crate::pool::InstanceManager;
 use crate::runtime::failure::CallError;
 use crate::runtime::instance::{InstanceId, InstanceState};
-use crate::pool::InstanceManager;
-use crate::policy::Retirement;
 use bytes::Bytes;
 use dispatch::CallTicket;
 use http::{HeaderValue, Response, StatusCode};

@@ -11,12 +11,12 @@
 //!   both are on).
 
 use super::dispatch::{CallTicket, Dispatch};
+use crate::policy::Policy;
+use crate::policy::Retirement;
 use crate::policy::chaos::{self, Chaos};
-use crate::runtime::instance::InstanceState;
 use crate::pool::InstanceManager;
 use crate::runtime::failure::CallError;
-use crate::policy::Retirement;
-use crate::policy::Policy;
+use crate::runtime::instance::InstanceState;
 use http::{HeaderName, HeaderValue};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -199,7 +199,9 @@ impl Group {
 
     /// Whether no instance of the group is alive.
     fn is_unused(&self) -> bool {
-        self.sets().iter().all(|set| set.dispatch().pool().is_unused())
+        self.sets()
+            .iter()
+            .all(|set| set.dispatch().pool().is_unused())
     }
 }
 
@@ -384,7 +386,11 @@ mod tests {
         headers.insert(&name, HeaderValue::from_static("alice"));
         assert_eq!(isolation_key(&headers, &name).unwrap().unwrap(), "alice");
         headers.append(&name, HeaderValue::from_static("mallory"));
-        assert!(isolation_key(&headers, &name).unwrap_err().contains("`x-tenant`"));
+        assert!(
+            isolation_key(&headers, &name)
+                .unwrap_err()
+                .contains("`x-tenant`")
+        );
     }
 
     #[test]

@@ -8,8 +8,8 @@
 use super::HttpFrontEnd;
 use super::idle::{Activity, Tracked};
 use super::limits::{BodyLimits, Limited, Verdict, declared_too_large};
-use super::text_response;
 use super::record::Recorder;
+use super::text_response;
 use crate::ops::listen::accept;
 use http::HeaderValue;
 use http_body::Body as _;
@@ -19,7 +19,6 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use std::convert::Infallible;
-use wasmtime_wasi_http::WasiBody;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
@@ -28,6 +27,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_util::task::TaskTracker;
+use wasmtime_wasi_http::WasiBody;
 
 /// Connection-level settings of the server.
 #[derive(Clone, Debug)]
@@ -138,8 +138,7 @@ pub async fn serve(
                 let record = record.clone();
                 let extra_headers = extra_headers.clone();
                 async move {
-                    let (mut request, verdict) = match adapt_request(request, local, &body_limits)
-                    {
+                    let (mut request, verdict) = match adapt_request(request, local, &body_limits) {
                         Ok(adapted) => adapted,
                         Err(refused) => {
                             return Ok(refused.map(|body| Tracked::new(body, in_flight)));
@@ -156,10 +155,7 @@ pub async fn serve(
                         // the response is done.
                         let (request, guard) = recorder.wrap(request);
                         let request = request.map(|body| body.boxed_unsync());
-                        front
-                            .handle(request)
-                            .await
-                            .map(|body| guard.hold(body))
+                        front.handle(request).await.map(|body| guard.hold(body))
                     };
                     // Polled first: a request answered at once never
                     // registers for the drain timeout's cut.
@@ -328,7 +324,10 @@ fn adapt_request(
         _ => None,
     };
     if let Some(refusal) = refusal {
-        return Err(closing(text_response(http::StatusCode::BAD_REQUEST, refusal)));
+        return Err(closing(text_response(
+            http::StatusCode::BAD_REQUEST,
+            refusal,
+        )));
     }
     if parts.uri.authority().is_none()
         && !parts.headers.contains_key(http::header::HOST)

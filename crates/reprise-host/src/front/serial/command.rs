@@ -11,11 +11,11 @@
 //! static constructors and destructors ran already. Reuse therefore breaks
 //! such commands, and the second run's trap is explained in those terms.
 
-use crate::runtime::instance::InstanceId;
 use crate::front::serial::invoke::function_list;
+use crate::front::serial::{Serial, SerialOptions};
 use crate::pool::InstanceManager;
 use crate::runtime::failure::CallError;
-use crate::front::serial::{Serial, SerialOptions};
+use crate::runtime::instance::InstanceId;
 use std::sync::Arc;
 use wasmtime_wasi::p2::bindings::{Command, CommandIndices};
 use wasmtime_wasi::p3::bindings::{Command as CommandP3, CommandIndices as CommandIndicesP3};
@@ -41,14 +41,12 @@ impl RunExport {
     ) -> wasmtime::Result<Result<(), ()>> {
         match self {
             RunExport::P2(command) => command.wasi_cli_run().call_run(store).await,
-            RunExport::P3(command) => {
-                store
-                    .run_concurrent(async move |accessor| {
-                        command.wasi_cli_run().call_run(accessor).await
-                    })
-                    .await
-                    .and_then(|result| result)
-            }
+            RunExport::P3(command) => store
+                .run_concurrent(async move |accessor| {
+                    command.wasi_cli_run().call_run(accessor).await
+                })
+                .await
+                .and_then(|result| result),
         }
     }
 }
@@ -86,7 +84,10 @@ impl RunError {
     /// Whether a run began but did not finish (it trapped, ran out of time
     /// or memory), so it has no exit code.
     pub fn did_not_finish(&self) -> bool {
-        matches!(self, RunError::RunsOnlyOnce { .. } | RunError::Failed { .. })
+        matches!(
+            self,
+            RunError::RunsOnlyOnce { .. } | RunError::Failed { .. }
+        )
     }
 }
 

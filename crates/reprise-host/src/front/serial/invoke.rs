@@ -6,10 +6,10 @@
 //! found against the component's types before any instance is created, and
 //! reported naming the export, the parameter and the type expected.
 
-use crate::runtime::instance::InstanceState;
-use crate::pool::InstanceManager;
 use crate::front::serial::{Serial, SerialOptions};
 use crate::pool::Bind;
+use crate::pool::InstanceManager;
+use crate::runtime::instance::InstanceState;
 use std::ops::Range;
 use std::sync::Arc;
 use wasmtime::Engine;

@@ -56,7 +56,15 @@ impl<E: Send + 'static> Serial<E> {
         let policy = manager.policy().clone();
         Self {
             slots: (0..slots)
-                .map(|_| Pool::new(manager.clone(), bind.clone(), policy.clone(), prewarm, false))
+                .map(|_| {
+                    Pool::new(
+                        manager.clone(),
+                        bind.clone(),
+                        policy.clone(),
+                        prewarm,
+                        false,
+                    )
+                })
                 .collect(),
             manager,
             chaos,
