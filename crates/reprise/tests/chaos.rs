@@ -177,26 +177,8 @@ fn chaos_never_exceeds_the_declared_max_concurrency() {
     ]);
     assert!(output.status.success(), "{output:?}");
     let server = Server::start(&[hinted, "--policy", "fresh", "--chaos=0.1", "--seed", "3"]);
-    let addr = server.addr.clone();
-    let requests: Vec<_> = (0..6)
-        .map(|i| {
-            let addr = addr.clone();
-            std::thread::sleep(std::time::Duration::from_millis(10 * i));
-            std::thread::spawn(move || {
-                let response = ureq::get(&format!("http://{addr}/slow")).call().unwrap();
-                response.headers()["x-in-flight"]
-                    .to_str()
-                    .unwrap()
-                    .parse::<u32>()
-                    .unwrap()
-            })
-        })
-        .collect();
-    for request in requests {
-        let in_flight = request.join().unwrap();
-        assert_eq!(
-            in_flight, 1,
-            "{in_flight} concurrent requests on one instance"
-        );
+    for in_flight in support::in_flight_of_overlapping_requests(&server.addr, 6) {
+        assert_eq!(in_flight, 1, "{in_flight} concurrent requests on one instance");
     }
+}
 }

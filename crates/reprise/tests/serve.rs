@@ -363,29 +363,13 @@ fn memory_ceiling_retires_a_leaking_instance() {
 #[test]
 fn p3_concurrency_per_instance_never_exceeds_max_concurrency() {
     let server = Server::start(&[COUNTER_P3, "--policy", "reuse", "--max-concurrency", "2"]);
-    let addr = server.addr.clone();
-    let requests: Vec<_> = (0..6)
-        .map(|i| {
-            let addr = addr.clone();
-            std::thread::sleep(std::time::Duration::from_millis(10 * i));
-            std::thread::spawn(move || {
-                let response = ureq::get(&format!("http://{addr}/slow")).call().unwrap();
-                let in_flight: u32 = response.headers()["x-in-flight"]
-                    .to_str()
-                    .unwrap()
-                    .parse()
-                    .unwrap();
-                in_flight
-            })
-        })
-        .collect();
-    for request in requests {
-        let in_flight = request.join().unwrap();
+    for in_flight in support::in_flight_of_overlapping_requests(&server.addr, 6) {
         assert!(
             in_flight <= 2,
             "{in_flight} concurrent requests on one instance"
         );
     }
+}
 }
 
 #[test]

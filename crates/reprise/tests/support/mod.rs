@@ -313,3 +313,24 @@ impl Server {
         self.child.try_wait().unwrap()
     }
 }
+
+/// Sends `n` requests for `/slow` to a `counter-p3` server at `addr`, 10 ms
+/// apart so they overlap, and returns the `x-in-flight` each answer reports:
+/// how many requests its instance was running at once.
+pub fn in_flight_of_overlapping_requests(addr: &str, n: u64) -> Vec<u32> {
+    let requests: Vec<_> = (0..n)
+        .map(|i| {
+            let addr = addr.to_string();
+            std::thread::sleep(Duration::from_millis(10 * i));
+            std::thread::spawn(move || {
+                let response = ureq::get(&format!("http://{addr}/slow")).call().unwrap();
+                response.headers()["x-in-flight"]
+                    .to_str()
+                    .unwrap()
+                    .parse::<u32>()
+                    .unwrap()
+            })
+        })
+        .collect();
+    requests.into_iter().map(|r| r.join().unwrap()).collect()
+}

@@ -316,7 +316,9 @@ fn adapt_request(
 ) -> Result<(http::Request<WasiBody>, Option<Arc<Verdict>>), http::Response<WasiBody>> {
     let (mut parts, body) = request.into_parts();
     let mut hosts = parts.headers.get_all(http::header::HOST).iter();
-    let refusal = match (hosts.next(), hosts.next()) {
+    let first_host = hosts.next();
+    let has_host = first_host.is_some();
+    let refusal = match (first_host, hosts.next()) {
         (Some(_), Some(_)) => Some("more than one Host header\n"),
         (None, _) if parts.version == http::Version::HTTP_11 => {
             Some("an HTTP/1.1 request needs a Host header\n")
@@ -330,7 +332,7 @@ fn adapt_request(
         )));
     }
     if parts.uri.authority().is_none()
-        && !parts.headers.contains_key(http::header::HOST)
+        && !has_host
         && let Ok(host) = HeaderValue::from_str(&local.to_string())
     {
         parts.headers.insert(http::header::HOST, host);
