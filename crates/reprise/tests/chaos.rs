@@ -178,7 +178,9 @@ fn chaos_never_exceeds_the_declared_max_concurrency() {
     assert!(output.status.success(), "{output:?}");
     let server = Server::start(&[hinted, "--policy", "fresh", "--chaos=0.1", "--seed", "3"]);
     for in_flight in support::in_flight_of_overlapping_requests(&server.addr, 6) {
-        assert_eq!(in_flight, 1, "{in_flight} concurrent requests on one instance");
+        assert_eq!(
+            in_flight, 1,
+            "{in_flight} concurrent requests on one instance"
+        );
     }
-}
 }

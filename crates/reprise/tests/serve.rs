@@ -370,7 +370,6 @@ fn p3_concurrency_per_instance_never_exceeds_max_concurrency() {
         );
     }
 }
-}
 
 #[test]
 fn past_max_instances_a_request_waits_for_room_instead_of_failing() {
