@@ -32,8 +32,7 @@ pub fn prepare(
         .chaos
         .chaos
         .map(|p| ChaosConfig::new(Some(p), args.chaos.seed, args.chaos.chaos_respect_hint))
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
+        .transpose()?;
     let settings = HostSettings {
         policy: policy_choice(args.policy),
         reuse: flags,

@@ -339,7 +339,7 @@ async fn calls_serial(
 fn chaos(seed: u64) -> anyhow::Result<Arc<Chaos>> {
     ChaosConfig::new(None, Some(seed), false)
         .map(|config| Arc::new(Chaos::new(config)))
-        .map_err(anyhow::Error::msg)
+        .map_err(anyhow::Error::from)
 }
 
 /// Runs the script `order` serially on one manager (`chaos` optional).

@@ -36,6 +36,13 @@ pub struct ChaosConfig {
     pub respect_hint: bool,
 }
 
+/// Chaos settings that make no sense.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum ChaosError {
+    #[error("chaos probability must be between 0 and 1, got {0}")]
+    Probability(f64),
+}
+
 impl ChaosConfig {
     /// Validates `probability` (raised to [`MIN_PROBABILITY`], at most 1)
     /// and draws a random seed when none is given.
@@ -43,12 +50,10 @@ impl ChaosConfig {
         probability: Option<f64>,
         seed: Option<u64>,
         respect_hint: bool,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ChaosError> {
         let probability = probability.unwrap_or(DEFAULT_PROBABILITY);
         if !(0.0..=1.0).contains(&probability) {
-            return Err(format!(
-                "chaos probability must be between 0 and 1, got {probability}"
-            ));
+            return Err(ChaosError::Probability(probability));
         }
         Ok(Self {
             probability: probability.max(MIN_PROBABILITY),
