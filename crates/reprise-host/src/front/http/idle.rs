@@ -42,6 +42,17 @@ impl Activity {
         InFlight(self.clone())
     }
 
+    /// Resolves once the connection's first request started, or after
+    /// `limit` without one. Only the shutdown path waits for this, so it
+    /// looks every few milliseconds instead of keeping a notifier per
+    /// connection.
+    pub(super) async fn first_request_within(&self, limit: Duration) {
+        let until = tokio::time::Instant::now() + limit;
+        while self.events.load(Relaxed) == 0 && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Requests in flight now.
     pub(super) fn in_flight(&self) -> usize {
         self.in_flight.load(Relaxed)

@@ -190,9 +190,17 @@ pub async fn serve(
                     None => std::future::pending().await,
                 }
             };
+            let first = activity.clone();
             let stopped = async move {
                 // Dropped at once: the guard it returns is not `Send`.
                 let _ = stopping.wait_for(|stop| *stop).await;
+                // A connection accepted just before the stop may not have
+                // sent its request yet, and hyper-util cannot close one
+                // gracefully before it has read which HTTP version it
+                // speaks: closed now, it would be dropped unread (the
+                // client sees a reset). Its request gets a moment to start,
+                // and is then answered before the connection closes.
+                first.first_request_within(FIRST_REQUEST_GRACE).await;
             };
             let close = |connection: Pin<&mut _>| auto::Connection::graceful_shutdown(connection);
             let cut = async move {
@@ -303,6 +311,10 @@ async fn drive<C: Future>(
         }
     }
 }
+
+/// How long a connection with no request yet may take to start one once
+/// the server stops (see `serve`).
+const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(500);
 
 /// Gives the request the body type wasi:http expects, held to the body
 /// limits, and an authority: components may read it, and HTTP/1.0 clients
