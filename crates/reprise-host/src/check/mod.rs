@@ -293,6 +293,8 @@ pub struct MemoryTrend {
     pub calls: usize,
     /// Average growth per call, in bytes.
     pub bytes_per_call: f64,
+    /// The instance's linear memory after the first of those calls, bytes.
+    pub start: u64,
     /// Whether it still grew in the second half of those calls: a steady
     /// leak, not a one-off warm-up allocation.
     pub still_growing: bool,
@@ -502,11 +504,14 @@ pub fn judge(runs: &[Run]) -> Report {
             divergence = Some(d.clone());
         }
     }
-    let memory = runs
-        .iter()
-        .find(|run| run.kind == RunKind::Long)
-        .or_else(|| runs.iter().find(|run| run.kind == RunKind::Reuse))
-        .and_then(memory_trend);
+    // The long run's trend, or, when it stopped too early to have one (it
+    // diverged at once), the reuse run's.
+    let trend_of = |kind| {
+        runs.iter()
+            .find(|run| run.kind == kind)
+            .and_then(memory_trend)
+    };
+    let memory = trend_of(RunKind::Long).or_else(|| trend_of(RunKind::Reuse));
     let breaks = divergences.iter().any(|d| d.failed);
     let verdict = if !leaks.is_empty() {
         Verdict::LeaksBetweenCalls
@@ -526,7 +531,11 @@ pub fn judge(runs: &[Run]) -> Report {
     let only_long = divergences.iter().all(|d| d.kind == RunKind::Long);
     let leak_bound = memory
         .filter(|m| m.still_growing && m.bytes_per_call > 0.0)
-        .map(|leak| (LEAK_BUDGET as f64 / leak.bytes_per_call).floor().max(1.0) as usize);
+        .map(|leak| {
+            // The budget counts what the instance holds, its start included.
+            let room = LEAK_BUDGET.saturating_sub(leak.start) as f64;
+            (room / leak.bytes_per_call).floor().max(1.0) as usize
+        });
     let bounded = |bound: Option<usize>| match bound {
         Some(calls) => format!("v1 reuse max-calls={calls}"),
         None => "v1 reuse".to_string(),
@@ -611,6 +620,7 @@ fn memory_trend(run: &Run) -> Option<MemoryTrend> {
     Some(MemoryTrend {
         calls: memory.len(),
         bytes_per_call: last.saturating_sub(first) as f64 / (memory.len() - 1) as f64,
+        start: first,
         still_growing: last > middle,
     })
 }

@@ -54,7 +54,7 @@ impl Dispatch {
             .lease()
             .await
             .map_err(|e| CallError::Instantiation(e.into()))?;
-        ticket.taken_by(&lifecycle);
+        ticket.taken_directly_by(&lifecycle);
         let Proxy::P2(proxy) = export else {
             unreachable!("p3 sets are driven by ProxyHandler");
         };

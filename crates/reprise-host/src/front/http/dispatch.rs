@@ -113,6 +113,9 @@ pub struct CallTicket {
     /// [`Self::settled`]); `settle` wakes whoever waits for it.
     over: AtomicBool,
     settle: Notify,
+    /// Set by the p2 driver, which sees how its calls end itself: nothing
+    /// to wait for from a worker.
+    direct: AtomicBool,
 }
 
 impl CallTicket {
@@ -142,6 +145,13 @@ impl CallTicket {
             lifecycle.retire(Retirement::Cancelled);
         }
         self.settle();
+    }
+
+    /// Ties the call to the instance that accepted it, on the p2 driver
+    /// (which reports its calls' ends itself).
+    pub(super) fn taken_directly_by(&self, lifecycle: &Arc<Lifecycle>) {
+        self.direct.store(true, Relaxed);
+        self.taken_by(lifecycle);
     }
 
     /// Ties the call to the instance that accepted it.
@@ -174,10 +184,12 @@ impl CallTicket {
             return direct;
         };
         let reason = match error {
-            CallError::Trap(_) | CallError::NoResponse(_) => lifecycle
-                .wait_for_failure(FAILURE_REPORT_WAIT)
-                .await
-                .unwrap_or(direct),
+            CallError::Trap(_) | CallError::NoResponse(_) if !self.direct.load(Relaxed) => {
+                lifecycle
+                    .wait_for_failure(FAILURE_REPORT_WAIT)
+                    .await
+                    .unwrap_or(direct)
+            }
             _ => direct,
         };
         lifecycle.retire(reason);
