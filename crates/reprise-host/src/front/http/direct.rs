@@ -58,8 +58,12 @@ impl Dispatch {
         let Proxy::P2(proxy) = export else {
             unreachable!("p3 sets are driven by ProxyHandler");
         };
-        let timeout = self.pool.manager().limits().timeout;
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // The deadline the lease armed, read back rather than the clock
+        // read again.
+        let deadline = store.data().call_deadline.or_else(|| {
+            let timeout = self.pool.manager().limits().timeout;
+            timeout.map(|t| Instant::now() + t)
+        });
         let (respond, mut response) = oneshot::channel();
         let mut http = store.data_mut().http();
         let resources = http

@@ -21,7 +21,7 @@ use crate::runtime::failure::CallError;
 use crate::runtime::instance::{InstanceId, InstanceState};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -113,6 +113,9 @@ pub struct CallTicket {
     /// [`Self::settled`]); `settle` wakes whoever waits for it.
     over: AtomicBool,
     settle: Notify,
+    /// Whether anyone waits in [`Self::settled`]: most calls are never
+    /// waited for, and they skip the notifier's lock.
+    watched: AtomicBool,
     /// Set by the p2 driver, which sees how its calls end itself: nothing
     /// to wait for from a worker.
     direct: AtomicBool,
@@ -127,15 +130,20 @@ impl CallTicket {
         let settle = self.settle.notified();
         tokio::pin!(settle);
         settle.as_mut().enable();
-        if !self.over.load(Relaxed) {
+        // Sequentially consistent with `settle`'s pair: either this sees
+        // the call over, or `settle` sees a waiter and wakes it.
+        self.watched.store(true, SeqCst);
+        if !self.over.load(SeqCst) {
             settle.await;
         }
     }
 
     /// Marks the call as over for its instance.
     pub(super) fn settle(&self) {
-        self.over.store(true, Relaxed);
-        self.settle.notify_waiters();
+        self.over.store(true, SeqCst);
+        if self.watched.load(SeqCst) {
+            self.settle.notify_waiters();
+        }
     }
 
     /// The caller went away before the answer: the instance that took the
