@@ -358,17 +358,7 @@ impl<E: Send + 'static> Pool<E> {
     /// was retired for a reason recorded before (the policy's, chaos's, an
     /// idle timeout); with none recorded, its front end is going away.
     pub fn ended(&self, lifecycle: &Lifecycle, failure: Option<&CallError>) {
-        let manager = &self.0.manager;
-        let reason = match failure {
-            None => lifecycle.reason().unwrap_or(Retirement::Shutdown),
-            Some(_) if manager.is_closing() => Retirement::Shutdown,
-            Some(failure) => {
-                let reason = failure.retirement().unwrap_or(Retirement::Trap);
-                lifecycle.report_failure(reason);
-                lifecycle.reason().unwrap_or(reason)
-            }
-        };
-        manager.instance_retired(lifecycle.id, reason);
+        self.0.ended(lifecycle, failure);
     }
 
     /// Ends an instance that will not serve again, for the reason its
@@ -601,6 +591,21 @@ impl<E> Inner<E> {
     fn is_closed(&self) -> bool {
         self.closed.load(Relaxed) || self.manager.is_closing()
     }
+
+    /// See [`Pool::ended`].
+    fn ended(&self, lifecycle: &Lifecycle, failure: Option<&CallError>) {
+        let manager = &self.manager;
+        let reason = match failure {
+            None => lifecycle.reason().unwrap_or(Retirement::Shutdown),
+            Some(_) if manager.is_closing() => Retirement::Shutdown,
+            Some(failure) => {
+                let reason = failure.retirement().unwrap_or(Retirement::Trap);
+                lifecycle.report_failure(reason);
+                lifecycle.reason().unwrap_or(reason)
+            }
+        };
+        manager.instance_retired(lifecycle.id, reason);
+    }
 }
 
 /// A set gives up an idle instance first (the least recently used), then a
@@ -621,8 +626,7 @@ impl<E: Send + 'static> Reclaim for Inner<E> {
             return false;
         };
         pooled.lifecycle.retire(Retirement::Idle);
-        let reason = pooled.lifecycle.reason().unwrap_or(Retirement::Idle);
-        self.manager.instance_retired(pooled.lifecycle.id, reason);
+        self.ended(&pooled.lifecycle, None);
         true
     }
 }
@@ -630,18 +634,13 @@ impl<E: Send + 'static> Reclaim for Inner<E> {
 /// Instances still kept when their set goes (the server stops) end with it.
 impl<E> Drop for Inner<E> {
     fn drop(&mut self) {
-        let idle = self
-            .idle
-            .get_mut()
-            .unwrap()
-            .parked
-            .drain(..)
-            .map(|(p, _)| p);
-        let warm = self.warm.get_mut().unwrap().drain(..);
-        for pooled in idle.chain(warm) {
+        let mut kept: Vec<Pooled<E>> = (self.idle.get_mut().unwrap().parked.drain(..))
+            .map(|(pooled, _)| pooled)
+            .collect();
+        kept.extend(self.warm.get_mut().unwrap().drain(..));
+        for pooled in kept {
             pooled.lifecycle.retire(Retirement::Shutdown);
-            let reason = pooled.lifecycle.reason().unwrap_or(Retirement::Shutdown);
-            self.manager.instance_retired(pooled.lifecycle.id, reason);
+            self.ended(&pooled.lifecycle, None);
         }
     }
 }

@@ -32,55 +32,12 @@ impl Server {
     /// Starts `reprise serve ARGS --addr 127.0.0.1:0` and waits until it
     /// prints `listening on http://ADDR`.
     pub fn start(args: &[&str]) -> Server {
-        let mut child = reprise()
+        let mut command = reprise();
+        command
             .arg("serve")
             .args(args)
-            .args(["--addr", "127.0.0.1:0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn reprise serve");
-        let stderr = child.stderr.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let collected = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(addr) = line.strip_prefix("listening on http://") {
-                    let _ = tx.send(("http", addr.to_string()));
-                }
-                if let Some(addr) = line.strip_prefix("admin endpoint on http://") {
-                    let _ = tx.send(("admin", addr.to_string()));
-                }
-                collected.lock().unwrap().push(line);
-            }
-        });
-        let mut admin = None;
-        let addr = loop {
-            match rx.recv_timeout(Duration::from_secs(120)) {
-                Ok(("admin", addr)) => admin = Some(addr),
-                Ok((_, addr)) => break addr,
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!(
-                        "reprise serve did not start; stderr:\n{}",
-                        lines.lock().unwrap().join("\n")
-                    );
-                }
-            }
-        };
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build();
-        Server {
-            child,
-            addr,
-            admin,
-            stderr: lines,
-            agent: config.into(),
-        }
+            .args(["--addr", "127.0.0.1:0"]);
+        Server::spawn(command)
     }
 
     /// A plain TCP connection to the server, for clients no HTTP library
