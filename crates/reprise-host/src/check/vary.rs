@@ -9,7 +9,9 @@
 //! sent only in call i that appears in the answer of call j ≠ j is a leak.
 
 use super::script::ScriptedRequest;
+use crate::policy::chaos::SplitMix;
 use bytes::Bytes;
+use rand::Rng as _;
 use std::collections::HashSet;
 
 /// A value one call sent, and where in the call it was.
@@ -54,25 +56,20 @@ pub const MIN_EVIDENCE_LEN: usize = 4;
 /// in URIs, headers, JSON and WAVE as they are), long enough never to occur
 /// by chance, never the same twice.
 pub struct Tokens {
-    state: u64,
+    rng: SplitMix,
     used: HashSet<String>,
 }
 
 impl Tokens {
     pub fn new(seed: u64) -> Self {
         Tokens {
-            state: seed ^ 0x5eed_7043_e115_0001,
+            rng: SplitMix::new(seed ^ 0x5eed_7043_e115_0001),
             used: HashSet::new(),
         }
     }
 
     fn next_u64(&mut self) -> u64 {
-        // splitmix64
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.rng.next_u64()
     }
 
     /// A random number below `bound` (at least 1), from the same stream.

@@ -203,7 +203,14 @@ fn stream(seed: u64, call: u64, perturbation: Stream) -> SplitMix {
 /// few instructions to seed, where a cryptographic generator spends
 /// hundreds on its first block. A call draws four streams, so that
 /// difference is the chaos mode's per-request cost.
-struct SplitMix(u64);
+pub struct SplitMix(u64);
+
+impl SplitMix {
+    /// A generator whose stream is fixed by `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+}
 
 /// SplitMix64's finalizer: a bijective mix of all 64 bits.
 fn mix(mut z: u64) -> u64 {
