@@ -36,15 +36,33 @@ pub struct LoadResult {
 
 /// Runs `wrk` against `url` and parses its report.
 pub fn run(wrk: &Path, url: &str, spec: &LoadSpec) -> anyhow::Result<LoadResult> {
-    let output = Command::new(wrk)
+    let text = report(wrk, url, spec, None)?;
+    parse(&text).with_context(|| format!("cannot read wrk's report:\n{text}"))
+}
+
+/// Runs `wrk` against `url`, with the Lua `script` (`-s`) if given, and
+/// returns what it printed: its report, then whatever the script's `done`
+/// writes.
+pub fn report(
+    wrk: &Path,
+    url: &str,
+    spec: &LoadSpec,
+    script: Option<&Path>,
+) -> anyhow::Result<String> {
+    let mut command = Command::new(wrk);
+    command
         .arg(format!("-t{}", spec.threads))
         .arg(format!("-c{}", spec.connections))
         .arg(format!("-d{}s", spec.duration.as_secs().max(1)))
-        .arg("--latency")
+        .arg("--latency");
+    if let Some(script) = script {
+        command.arg("-s").arg(script);
+    }
+    let output = command
         .arg(url)
         .output()
         .with_context(|| format!("cannot run {}", wrk.display()))?;
-    let text = String::from_utf8_lossy(&output.stdout);
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
     if !output.status.success() {
         bail!(
             "wrk failed ({}): {}{}",
@@ -53,7 +71,27 @@ pub fn run(wrk: &Path, url: &str, spec: &LoadSpec) -> anyhow::Result<LoadResult>
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    parse(&text).with_context(|| format!("cannot read wrk's report:\n{text}"))
+    Ok(text)
+}
+
+/// wrk's socket errors by kind (`connect`, `read`, `write`, `timeout`),
+/// those it counted at least one of.
+pub fn socket_errors(text: &str) -> Vec<(String, u64)> {
+    let mut errors = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.trim().strip_prefix("Socket errors:") {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            for pair in words.chunks(2) {
+                if let [kind, count] = pair
+                    && let Ok(count) = count.trim_end_matches(',').parse::<u64>()
+                    && count > 0
+                {
+                    errors.push((kind.to_string(), count));
+                }
+            }
+        }
+    }
+    errors
 }
 
 /// Parses the report `wrk --latency` prints.
@@ -158,6 +196,19 @@ Transfer/sec:     10.00MB
             .map(|l| format!("{l}\n"))
             .collect();
         assert!(parse(&short).unwrap_err().to_string().contains("50%"));
+    }
+
+    #[test]
+    fn socket_errors_are_kept_by_kind() {
+        assert_eq!(
+            socket_errors(REPORT),
+            [
+                ("connect".to_string(), 1),
+                ("read".to_string(), 2),
+                ("timeout".to_string(), 3)
+            ]
+        );
+        assert!(socket_errors("Requests/sec: 1\n").is_empty());
     }
 
     #[test]

@@ -1,8 +1,14 @@
 //! `reprise-bench`: Reprise's speed as ratios measured in one run.
 //!
-//! Serves the `hello`, `slow-init` and `preinit-heavy` fixtures with `reprise serve` under
+//! Serves the `hello`, `slow-init`, `preinit-heavy` and p3 (`hello-p3`, an awaiting
+//! handler) fixtures with `reprise serve` under
 //! each policy, with `wasmtime serve` (the same component, the same load
 //! generator) and compares them with a native hyper server, the ceiling.
+//! The `db/` scenarios serve `redis-counter` (a Redis connection opened in
+//! `reprise:init`, one `INCR` per request) against a `redis-server` the
+//! harness starts for the run: Reprise fresh, reused and pre-warmed beside
+//! `wasmtime serve -Sinherit-network`, which builds the connection on each
+//! instance's first request instead.
 //! Load comes from `wrk` over loopback for a bounded time per scenario; the
 //! servers run one at a time so each has the machine to itself. The
 //! `check/hello` scenario times a default `reprise check` of `hello`
@@ -11,18 +17,26 @@
 //! ```sh
 //! cargo run --release -p reprise-bench -- --out docs/benchmarks
 //! ```
+//!
+//! `reprise-bench soak` is not a benchmark but an endurance run (not in CI):
+//! mixed load with chaos on for `--duration` (10 minutes), well-behaved
+//! requests beside traps, endless loops and memory bombs on one server,
+//! judged by its answers and its RSS over time ([`soak`]).
 
 mod check;
 mod instantiate;
 mod instructions;
 mod load;
+mod redis;
 mod report;
 mod servers;
+mod soak;
 mod tools;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use load::LoadSpec;
+use redis::{Host, Redis};
 use report::{Measurement, Report, TimeTarget};
 use reprise_host::runtime::engine::Allocator;
 use servers::{Launch, Running};
@@ -34,9 +48,14 @@ use std::time::Duration;
 #[derive(Parser)]
 #[command(
     name = "reprise-bench",
-    about = "Measure reprise serve against wasmtime serve and native hyper; print ratios"
+    about = "Measure reprise serve against wasmtime serve and native hyper; print ratios",
+    args_conflicts_with_subcommands = true
 )]
 struct Args {
+    /// Without a command: the benchmark.
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// Load duration of each scenario.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     duration: Duration,
@@ -83,6 +102,15 @@ struct Args {
     /// Run only the native hyper server, on ADDR (how the harness starts it).
     #[arg(long, value_name = "ADDR", hide = true)]
     serve_native: Option<SocketAddr>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Endurance run (not a benchmark, not in CI): well-behaved and
+    /// misbehaving clients on one `reprise serve --chaos` for minutes;
+    /// prints answers by kind and RSS over time, and fails on any unexpected
+    /// answer or growing memory.
+    Soak(soak::SoakArgs),
 }
 
 /// Which server a scenario starts.
@@ -173,13 +201,87 @@ const SCENARIOS: &[(&str, Fixture, Server)] = &[
         Fixture::PreinitHeavy,
         Server::Reprise(&["--policy", "fresh", "--preinit", "never"]),
     ),
+    // wasi:http p3: instances take concurrent requests. wasmtime serve
+    // reuses p3 instances by default (128 requests, 16 at a time each).
+    (
+        "hello-p3/wasmtime-reuse",
+        Fixture::HelloP3,
+        Server::Wasmtime(WASMTIME_P3),
+    ),
+    (
+        "hello-p3/wasmtime-fresh",
+        Fixture::HelloP3,
+        Server::Wasmtime(WASMTIME_P3_FRESH),
+    ),
+    (
+        "hello-p3/reprise-reuse",
+        Fixture::HelloP3,
+        Server::Reprise(&["--policy", "reuse"]),
+    ),
+    (
+        "hello-p3/reprise-fresh",
+        Fixture::HelloP3,
+        Server::Reprise(&["--policy", "fresh"]),
+    ),
+    (
+        "hello-p3/reprise-chaos",
+        Fixture::HelloP3,
+        Server::Reprise(&["--chaos=0.1", "--seed", "1"]),
+    ),
+    // A p3 handler that awaits a 2 ms timer before answering: with 16
+    // connections, throughput is bounded by how many requests one instance
+    // overlaps.
+    (
+        "await-p3/wasmtime-reuse",
+        Fixture::AwaitP3,
+        Server::Wasmtime(WASMTIME_P3),
+    ),
+    (
+        "await-p3/reprise-reuse",
+        Fixture::AwaitP3,
+        Server::Reprise(&["--policy", "reuse"]),
+    ),
+    // redis-counter against the harness's redis-server: fresh, every request
+    // opens a connection (wasmtime serve: on the instance's first, and only,
+    // request); reused, an instance keeps the one its init opened.
+    ("db/wasmtime-fresh", Fixture::Redis, Server::Wasmtime(&[])),
+    (
+        "db/wasmtime-reuse",
+        Fixture::Redis,
+        Server::Wasmtime(WASMTIME_REUSE),
+    ),
+    (
+        "db/reprise-fresh",
+        Fixture::Redis,
+        Server::Reprise(&["--policy", "fresh"]),
+    ),
+    (
+        "db/reprise-reuse",
+        Fixture::Redis,
+        Server::Reprise(&["--policy", "reuse"]),
+    ),
+    (
+        "db/reprise-prewarm",
+        Fixture::Redis,
+        Server::Reprise(&["--policy", "reuse", "--prewarm", "4"]),
+    ),
 ];
+
+/// `wasmtime serve` with WASIp3 on and its default reuse bounds.
+const WASMTIME_P3: &[&str] = &["-Sp3"];
+
+/// `wasmtime serve -Sp3` with a fresh instance per request.
+const WASMTIME_P3_FRESH: &[&str] = &["-Sp3", "--max-instance-reuse-count", "1"];
 
 #[derive(Clone, Copy)]
 enum Fixture {
     Hello,
     SlowInit,
     PreinitHeavy,
+    HelloP3,
+    AwaitP3,
+    /// `redis-counter`, against the run's [`Redis`].
+    Redis,
 }
 
 impl Fixture {
@@ -188,12 +290,56 @@ impl Fixture {
             Fixture::Hello => reprise_test_programs::HELLO,
             Fixture::SlowInit => reprise_test_programs::SLOW_INIT,
             Fixture::PreinitHeavy => reprise_test_programs::PREINIT_HEAVY,
+            Fixture::HelloP3 => reprise_test_programs::HELLO_P3,
+            Fixture::AwaitP3 => reprise_test_programs::CHECK_P3_AWAIT_STATELESS,
+            Fixture::Redis => reprise_test_programs::REDIS_COUNTER,
         }
+    }
+
+    /// The arguments `host` needs for this fixture beyond the scenario's
+    /// flags, given what the run holds (`backends`).
+    fn host_args(self, host: Host, backends: &Backends) -> anyhow::Result<Vec<String>> {
+        Ok(match self {
+            Fixture::Redis => backends
+                .redis
+                .as_ref()
+                .context("the db/ scenarios need the run's redis-server")?
+                .host_args(host),
+            _ => Vec::new(),
+        })
+    }
+
+    /// [`Self::host_args`] for the record: the same words, with `$REDIS`
+    /// for the run's own Redis address.
+    fn recorded_args(self, host: Host) -> Vec<String> {
+        match self {
+            Fixture::Redis => redis::host_args(host, "$REDIS"),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether `--instructions` counts this fixture's scenarios: the
+    /// minimal handlers, where the host's own cost shows.
+    fn counts_instructions(self) -> bool {
+        matches!(self, Fixture::Hello | Fixture::HelloP3)
     }
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Command::Soak(soak)) = &args.command {
+        return match soak::run(soak) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => {
+                eprintln!("error: the soak run failed its verdict (see above)");
+                ExitCode::FAILURE
+            }
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(addr) = args.serve_native {
         return match servers::serve_native(addr) {
             Ok(()) => ExitCode::SUCCESS,
@@ -257,10 +403,27 @@ fn run(args: &Args) -> anyhow::Result<Report> {
         reprise: &reprise,
         wasmtime: wasmtime.as_deref(),
     };
+    // Held until the run ends: every db/ scenario and round talks to it.
+    let backends = Backends {
+        redis: match scenarios
+            .iter()
+            .any(|(_, fixture, _)| matches!(fixture, Fixture::Redis))
+        {
+            true => {
+                let redis = Redis::start(&tools::redis_server()?)?;
+                eprintln!(
+                    "bench: redis-server on {} for the db/ scenarios",
+                    redis.addr()
+                );
+                Some(redis)
+            }
+            false => None,
+        },
+    };
     let mut runs: Vec<Vec<Measurement>> = scenarios.iter().map(|_| Vec::new()).collect();
     for round in 1..=args.rounds {
         for ((name, fixture, server), runs) in scenarios.iter().zip(&mut runs) {
-            let (running, command) = start(server, *fixture, hosts, Launch::Direct)?;
+            let (running, command) = start(server, *fixture, hosts, &backends, Launch::Direct)?;
             eprintln!(
                 "bench: {name} (round {round}/{}): {:?} of load…",
                 args.rounds, spec.duration
@@ -326,7 +489,7 @@ fn run(args: &Args) -> anyhow::Result<Report> {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         for (name, fixture, server) in &scenarios {
-            if !matches!(fixture, Fixture::Hello) {
+            if !fixture.counts_instructions() {
                 continue;
             }
             let out = dir.join(format!("{}.callgrind", name.replace('/', "-")));
@@ -336,7 +499,7 @@ fn run(args: &Args) -> anyhow::Result<Report> {
                 valgrind: &valgrind,
                 out: &out,
             };
-            let (running, _) = start(server, *fixture, hosts, launch)?;
+            let (running, _) = start(server, *fixture, hosts, &backends, launch)?;
             let per_request =
                 instructions::per_request(&control, &wrk, &running, &out, &warmup, &spec)
                     .with_context(|| format!("{name} (counting instructions)"))?;
@@ -389,15 +552,31 @@ struct Hosts<'a> {
     wasmtime: Option<&'a Path>,
 }
 
+/// What scenarios' components need beside their server, held for a whole
+/// run (every round, every scenario) and stopped after it.
+struct Backends {
+    /// For [`Fixture::Redis`]; started when a selected scenario needs it.
+    redis: Option<Redis>,
+}
+
 /// Starts a scenario's server on `fixture`; returns it with the command
 /// line it stands for.
 fn start(
     server: &Server,
     fixture: Fixture,
     hosts: Hosts,
+    backends: &Backends,
     launch: Launch,
 ) -> anyhow::Result<(Running, String)> {
     let component = fixture.path();
+    // The scenario's flags, then what the fixture needs from this run.
+    let args = |flags: &[&str], host| -> anyhow::Result<(Vec<String>, String)> {
+        let mut args: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        let mut recorded = args.clone();
+        args.extend(fixture.host_args(host, backends)?);
+        recorded.extend(fixture.recorded_args(host));
+        Ok((args, recorded.join(" ")))
+    };
     Ok(match server {
         Server::Native => (
             servers::native(launch)?,
@@ -405,15 +584,19 @@ fn start(
         ),
         Server::Wasmtime(flags) => {
             let wasmtime = hosts.wasmtime.context("wasmtime serve is not installed")?;
+            let (args, recorded) = args(flags, Host::Wasmtime)?;
             (
-                servers::wasmtime(wasmtime, component, flags, launch)?,
-                command_line(&["wasmtime serve -Scli", &flags.join(" "), short(component)]),
+                servers::wasmtime(wasmtime, component, &args, launch)?,
+                command_line(&["wasmtime serve -Scli", &recorded, short(component)]),
             )
         }
-        Server::Reprise(flags) => (
-            servers::reprise(hosts.reprise, component, flags, launch)?,
-            command_line(&["reprise serve", short(component), &flags.join(" ")]),
-        ),
+        Server::Reprise(flags) => {
+            let (args, recorded) = args(flags, Host::Reprise)?;
+            (
+                servers::reprise(hosts.reprise, component, &args, launch)?,
+                command_line(&["reprise serve", short(component), &recorded]),
+            )
+        }
     })
 }
 
@@ -501,6 +684,83 @@ mod tests {
             Some((_, Fixture::PreinitHeavy, Server::Reprise(flags))) if flags.contains(&"never")
         ));
         assert!(Fixture::PreinitHeavy.path().ends_with("preinit_heavy.wasm"));
+    }
+
+    #[test]
+    fn db_scenarios_serve_redis_counter_on_every_host_and_policy() {
+        let db: Vec<(&str, &Server)> = SCENARIOS
+            .iter()
+            .filter(|(name, _, _)| name.starts_with("db/"))
+            .map(|(name, fixture, server)| {
+                assert!(matches!(fixture, Fixture::Redis), "{name}");
+                (*name, server)
+            })
+            .collect();
+        let names: Vec<&str> = db.iter().map(|(name, _)| *name).collect();
+        assert_eq!(
+            names,
+            [
+                "db/wasmtime-fresh",
+                "db/wasmtime-reuse",
+                "db/reprise-fresh",
+                "db/reprise-reuse",
+                "db/reprise-prewarm"
+            ]
+        );
+        assert!(matches!(
+            db[4].1,
+            Server::Reprise(flags) if flags.contains(&"--prewarm") && flags.contains(&"reuse")
+        ));
+        assert!(Fixture::Redis.path().ends_with("redis_counter.wasm"));
+        // What the snapshot records for the run's Redis.
+        assert_eq!(
+            Fixture::Redis.recorded_args(Host::Wasmtime).join(" "),
+            "-Sinherit-network --env REDIS_ADDR=$REDIS"
+        );
+        assert!(Fixture::Hello.recorded_args(Host::Reprise).is_empty());
+        // Without the run's Redis, a db/ server cannot be started.
+        let none = Backends { redis: None };
+        assert!(Fixture::Redis.host_args(Host::Reprise, &none).is_err());
+        assert!(
+            Fixture::Hello
+                .host_args(Host::Reprise, &none)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn instructions_are_counted_only_for_the_hello_fixtures() {
+        let counted: Vec<&str> = SCENARIOS
+            .iter()
+            .filter(|(_, fixture, _)| fixture.counts_instructions())
+            .map(|(name, _, _)| *name)
+            .filter(|name| !name.starts_with("hello/") && !name.starts_with("hello-p3/"))
+            .collect();
+        assert!(counted.is_empty(), "{counted:?}");
+        assert!(!Fixture::Redis.counts_instructions());
+    }
+
+    #[test]
+    fn soak_is_a_subcommand_and_the_benchmark_stays_the_default() {
+        let bench = Args::try_parse_from(["reprise-bench", "--only", "db/"]).unwrap();
+        assert!(bench.command.is_none());
+        assert_eq!(bench.duration, Duration::from_secs(5));
+        let soak =
+            Args::try_parse_from(["reprise-bench", "soak", "--duration", "2m", "--seed", "7"])
+                .unwrap();
+        let Some(Command::Soak(soak)) = soak.command else {
+            panic!("not the soak command");
+        };
+        assert_eq!(soak.duration, Duration::from_secs(120));
+        assert_eq!(soak.seed, 7);
+        let default = Args::try_parse_from(["reprise-bench", "soak"]).unwrap();
+        let Some(Command::Soak(default)) = default.command else {
+            panic!("not the soak command");
+        };
+        assert_eq!(default.duration, Duration::from_secs(600));
+        // The benchmark's flags do not mix with the command.
+        assert!(Args::try_parse_from(["reprise-bench", "--only", "db/", "soak"]).is_err());
     }
 
     #[test]

@@ -147,7 +147,82 @@ const TARGETS: &[(&str, &str, &str, &str, Quantity, f64)] = &[
         "hello/reprise-chaos",
         "hello/reprise-reuse",
         Quantity::Throughput,
+        0.85,
+    ),
+    (
+        "p3-reuse-vs-wasmtime-reuse",
+        "hello-p3, reused: reprise / wasmtime serve -Sp3 (its defaults)",
+        "hello-p3/reprise-reuse",
+        "hello-p3/wasmtime-reuse",
+        Quantity::Throughput,
+        1.25,
+    ),
+    (
+        "p3-fresh-vs-wasmtime-fresh",
+        "hello-p3, fresh: reprise / wasmtime serve -Sp3 --max-instance-reuse-count 1",
+        "hello-p3/reprise-fresh",
+        "hello-p3/wasmtime-fresh",
+        Quantity::Throughput,
+        1.5,
+    ),
+    (
+        "p3-chaos-vs-reuse",
+        "hello-p3: reprise --chaos=0.1 / reprise reused",
+        "hello-p3/reprise-chaos",
+        "hello-p3/reprise-reuse",
+        Quantity::Throughput,
         0.8,
+    ),
+    (
+        "p3-await-reuse-vs-wasmtime-reuse",
+        "await-p3 (2 ms timer per request), reused: reprise / wasmtime serve -Sp3",
+        "await-p3/reprise-reuse",
+        "await-p3/wasmtime-reuse",
+        Quantity::Throughput,
+        1.0,
+    ),
+    // redis-counter against a real Redis: `INCR` per request over the
+    // connection an instance opened (Reprise: in `reprise:init`; wasmtime
+    // serve: on the instance's first request).
+    (
+        "db-reuse-vs-fresh",
+        "redis-counter: reprise reused (the connection init opened) / reprise fresh (a connection per request)",
+        "db/reprise-reuse",
+        "db/reprise-fresh",
+        Quantity::Throughput,
+        2.0,
+    ),
+    (
+        "db-fresh-vs-wasmtime-fresh",
+        "redis-counter, fresh (an instance and a connection per request): reprise / wasmtime serve -Sinherit-network",
+        "db/reprise-fresh",
+        "db/wasmtime-fresh",
+        Quantity::Throughput,
+        1.2,
+    ),
+    (
+        "db-reuse-vs-wasmtime-fresh",
+        "redis-counter: reprise reused / wasmtime serve fresh (its default: a connection per request)",
+        "db/reprise-reuse",
+        "db/wasmtime-fresh",
+        Quantity::Throughput,
+        3.0,
+    ),
+    (
+        "db-reuse-vs-wasmtime-reuse",
+        "redis-counter, reused (a connection per instance): reprise / wasmtime serve --max-instance-reuse-count",
+        "db/reprise-reuse",
+        "db/wasmtime-reuse",
+        Quantity::Throughput,
+        1.1,
+    ),
+    (
+        "db-prewarm-first-request",
+        "redis-counter first request: wasmtime serve (instantiate, connect) / reprise --prewarm 4 (connected before traffic)",
+        "db/reprise-prewarm",
+        "db/wasmtime-fresh",
+        Quantity::FirstRequestSpeedup,
+        2.0,
     ),
     (
         "prewarm-first-request",
@@ -515,6 +590,28 @@ mod tests {
         assert_eq!(
             report.to_json()["instructions_per_request"]["hello/reprise-reuse"],
             json!(46_984.0)
+        );
+    }
+
+    #[test]
+    fn db_ratios_compare_reprise_with_itself_and_with_wasmtime() {
+        let ratios = ratios(&[
+            measured("db/wasmtime-fresh", 4_000.0, 3),
+            measured("db/wasmtime-reuse", 20_000.0, 3),
+            measured("db/reprise-fresh", 6_000.0, 1),
+            measured("db/reprise-reuse", 24_000.0, 1),
+            measured("db/reprise-prewarm", 24_000.0, 1),
+        ]);
+        let value = |name: &str| ratios.iter().find(|r| r.name == name).unwrap().value;
+        assert_eq!(value("db-reuse-vs-fresh"), 4.0);
+        assert_eq!(value("db-fresh-vs-wasmtime-fresh"), 1.5);
+        assert_eq!(value("db-reuse-vs-wasmtime-fresh"), 6.0);
+        assert_eq!(value("db-reuse-vs-wasmtime-reuse"), 1.2);
+        assert_eq!(value("db-prewarm-first-request"), 3.0);
+        // Only db/ measurements: no other ratio applies.
+        assert!(
+            ratios.iter().all(|r| r.name.starts_with("db-")),
+            "{ratios:?}"
         );
     }
 

@@ -31,13 +31,20 @@ pub const HELLO_BODY: &str = "hello from reprise\n";
 /// A server that is up, and how long its first request took.
 pub struct Running {
     pub addr: SocketAddr,
+    /// Reprise's admin endpoint (`/ready`, `/metrics`); other servers have none.
+    pub admin: Option<SocketAddr>,
     pub first_request: Duration,
     process: Child,
 }
 
 impl Running {
     pub fn url(&self) -> String {
-        format!("http://{}/", self.addr)
+        self.url_of("/")
+    }
+
+    /// The URL of `path` on this server.
+    pub fn url_of(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
     }
 
     /// The server's process id (valgrind's, when it runs under callgrind).
@@ -88,7 +95,7 @@ fn host(binary: &Path, launch: Launch) -> Command {
 pub fn reprise(
     binary: &Path,
     component: &str,
-    args: &[&str],
+    args: &[String],
     launch: Launch,
 ) -> anyhow::Result<Running> {
     let mut child = host(binary, launch)
@@ -131,6 +138,7 @@ pub fn reprise(
     let (addr, admin) = (addr.unwrap(), admin.unwrap());
     let mut running = Running {
         addr,
+        admin: Some(admin),
         first_request: Duration::ZERO,
         process: child,
     };
@@ -146,7 +154,7 @@ pub fn reprise(
 pub fn wasmtime(
     binary: &Path,
     component: &str,
-    args: &[&str],
+    args: &[String],
     launch: Launch,
 ) -> anyhow::Result<Running> {
     let addr = free_port()?;
@@ -179,6 +187,7 @@ fn until_accepting(mut command: Command, addr: SocketAddr, what: &str) -> anyhow
         .with_context(|| format!("cannot start {what}"))?;
     let mut running = Running {
         addr,
+        admin: None,
         first_request: Duration::ZERO,
         process: child,
     };
@@ -225,7 +234,7 @@ pub fn serve_native(addr: SocketAddr) -> anyhow::Result<()> {
 }
 
 /// A loopback address with a port nobody listens on right now.
-fn free_port() -> anyhow::Result<SocketAddr> {
+pub fn free_port() -> anyhow::Result<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
@@ -251,8 +260,9 @@ fn first_request(addr: SocketAddr) -> anyhow::Result<Duration> {
     Ok(elapsed)
 }
 
-/// A minimal blocking HTTP/1.1 GET (`Connection: close`, read to the end).
-fn get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+/// A minimal blocking HTTP/1.1 GET (`Connection: close`, read to the end):
+/// the status and the whole response, head included.
+pub fn get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(START_TIMEOUT))?;
     write!(

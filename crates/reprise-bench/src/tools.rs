@@ -4,6 +4,8 @@
 //!   `apt-get` when that is possible;
 //! - valgrind's callgrind, for `--instructions`, found or installed the same
 //!   way;
+//! - `redis-server`, the database of the `db/` scenarios, found or installed
+//!   the same way;
 //! - `wasmtime` 48 (the CLI, for `wasmtime serve`): from `PATH` when it is
 //!   that version, else `cargo install`ed once into the target directory
 //!   (it takes minutes; later runs reuse it);
@@ -57,6 +59,16 @@ pub fn callgrind() -> anyhow::Result<(PathBuf, PathBuf)> {
     let valgrind = debian_program("valgrind", "valgrind", "the instruction counter")?;
     let control = debian_program("callgrind_control", "valgrind", "the instruction counter")?;
     Ok((valgrind, control))
+}
+
+/// Debian's `redis-server`, installed with `apt-get` if missing: the
+/// database the `db/` scenarios' component keeps a connection to.
+pub fn redis_server() -> anyhow::Result<PathBuf> {
+    debian_program(
+        "redis-server",
+        "redis-server",
+        "the db/ scenarios' database",
+    )
 }
 
 /// `program` from `PATH`, else from Debian's `package`, installed with

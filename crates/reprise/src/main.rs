@@ -38,7 +38,11 @@ fn main() -> ExitCode {
         unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
     let cli = cli::Cli::parse();
-    init_tracing(cli.log_format);
+    // A command's stderr is the guest's: `run` adds only warnings to it by
+    // default, as `wasmtime run` adds nothing, so tools that read a
+    // command's output see the command's.
+    let own_info = !matches!(cli.command, cli::Command::Run(_));
+    init_tracing(cli.log_format, own_info);
     let result = match cli.command {
         cli::Command::Serve(args) => serve::run(args, cli.log_format),
         cli::Command::Run(args) => run::run(args),
@@ -59,11 +63,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr, filtered by `RUST_LOG` (default: Reprise's own
-/// informational messages and everyone's warnings), as text or JSON lines.
-fn init_tracing(format: cli::LogFormat) {
+/// Logs go to stderr, filtered by `RUST_LOG` (default: everyone's
+/// warnings, and with `own_info` Reprise's own informational messages), as
+/// text or JSON lines.
+fn init_tracing(format: cli::LogFormat, own_info: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("warn,reprise=info,reprise_host=info")
+        tracing_subscriber::EnvFilter::new(match own_info {
+            true => "warn,reprise=info,reprise_host=info",
+            false => "warn",
+        })
     });
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -205,6 +205,13 @@ fn without_allow_net_init_fails_naming_the_flag() {
     let server = serve(&addr, &[]);
     let flag = format!("--allow-net {addr}");
     assert!(server.wait_for_log(&flag), "{}", server.stderr());
+    // The denial is logged while init runs; readiness learns of the failed
+    // init when it ends.
+    assert!(
+        server.wait_for_log("instantiation failed"),
+        "{}",
+        server.stderr()
+    );
     let ready = server.admin_get("/ready");
     assert_eq!(ready.status, 503);
     assert!(

@@ -469,7 +469,15 @@ fn http_block(block: &[(usize, &str)]) -> Result<Option<ScriptedRequest>, String
         } else if is_comment(line) {
             continue;
         } else {
-            headers.push(header(number, line)?);
+            let (name, value) = header(number, line)?;
+            // The Host is sent in the request's URI too, so it must fit
+            // there (`example. HT` is a valid header value, not a host).
+            if name.eq_ignore_ascii_case("host") && value.parse::<http::uri::Authority>().is_err() {
+                return Err(format!(
+                    "script line {number}: `{value}` is not a host (`Host: NAME[:PORT]`)"
+                ));
+            }
+            headers.push((name, value));
         }
     }
     while body_lines.last().is_some_and(|l| l.trim().is_empty()) {
@@ -592,6 +600,21 @@ mod tests {
             let error = parse_http_file(text).unwrap_err();
             assert!(error.starts_with(expected), "{text:?}: {error}");
         }
+    }
+
+    #[test]
+    fn a_host_header_that_is_no_host_is_an_error() {
+        // Found by the `check_script` fuzz target: a request with this Host
+        // parsed, then could not be sent (`to_http` failed).
+        for value in ["example. HT", "", "a b", "h/p"] {
+            let text = format!("DELETE /items/1\nHost: {value}\n");
+            let error = parse_http_file(&text).unwrap_err();
+            assert!(error.starts_with("script line 2: "), "{value:?}: {error}");
+            assert!(error.contains("is not a host"), "{value:?}: {error}");
+        }
+        let requests = parse_http_file("GET /\nhost: example.com:8080\n").unwrap();
+        assert_eq!(requests[0].host.as_deref(), Some("example.com:8080"));
+        assert!(requests[0].to_http(()).is_ok());
     }
 
     #[test]

@@ -130,6 +130,20 @@ impl Retirement {
             Retirement::Shutdown => "shutdown",
         }
     }
+
+    /// Why an instance that failed ended, given the reason it was already
+    /// retired for, if any. A planned retirement (chaos's, the call limit,
+    /// idle or age) only waits for the calls in flight to finish; when one
+    /// of them fails instead, the failure is what ended the instance and is
+    /// what the metrics count. A reason that is itself an end (a failure the
+    /// front end saw first, a cancelled call) stands.
+    pub fn on_failure(retired: Option<Retirement>, failure: Retirement) -> Retirement {
+        match retired {
+            Some(Retirement::Chaos | Retirement::MaxCalls | Retirement::Idle | Retirement::Age)
+            | None => failure,
+            Some(ended) => ended,
+        }
+    }
 }
 
 /// What an instance manager knows about one live instance.
@@ -439,6 +453,22 @@ mod tests {
             in_flight,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_failure_outranks_a_planned_retirement_but_not_an_earlier_end() {
+        use Retirement::*;
+        // Chaos picked an instance while its call ran past its deadline:
+        // the instance ended by the timeout.
+        assert_eq!(Retirement::on_failure(Some(Chaos), Timeout), Timeout);
+        for planned in [MaxCalls, Idle, Age] {
+            assert_eq!(Retirement::on_failure(Some(planned), Memory), Memory);
+        }
+        assert_eq!(Retirement::on_failure(None, Trap), Trap);
+        // The front end saw the cause first (the client left, the memory
+        // cap behind a missing response).
+        assert_eq!(Retirement::on_failure(Some(Cancelled), Trap), Cancelled);
+        assert_eq!(Retirement::on_failure(Some(Memory), Trap), Memory);
     }
 
     #[test]

@@ -417,9 +417,11 @@ impl InstanceManager {
         // The cause chain (the guest's message, a trap's wasm backtrace),
         // without a host backtrace: `RUST_BACKTRACE` would put one in `{:?}`.
         let message = format!("{error:#}");
-        tracing::error!(instance = id, "instantiation failed: {message}");
+        // Kept before it is logged: whoever reads the log line (an operator,
+        // a test) finds `/ready` already saying it.
+        *self.readiness.last_failure.lock().unwrap() = Some(message.clone());
         self.metrics.instantiation_failures.fetch_add(1, Relaxed);
-        *self.readiness.last_failure.lock().unwrap() = Some(message);
+        tracing::error!(instance = id, "instantiation failed: {message}");
     }
 
     /// Records that the component's init failed when run once at load

@@ -601,7 +601,7 @@ impl<E> Inner<E> {
             Some(failure) => {
                 let reason = failure.retirement().unwrap_or(Retirement::Trap);
                 lifecycle.report_failure(reason);
-                lifecycle.reason().unwrap_or(reason)
+                Retirement::on_failure(lifecycle.reason(), reason)
             }
         };
         manager.instance_retired(lifecycle.id, reason);

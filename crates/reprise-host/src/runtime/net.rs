@@ -106,6 +106,11 @@ impl FromStr for NetTarget {
                 "`{text}` is not `IP`, `IP:PORT`, `CIDR`, `HOST[:PORT]` or `*`"
             ));
         }
+        // `10.0.0.1.` (with the root's dot) is still the address, not a
+        // name: as a name it would print as `10.0.0.1`, another target.
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(NetTarget::Addr(ip, port));
+        }
         Ok(NetTarget::Host(host, port))
     }
 }
@@ -432,6 +437,19 @@ mod tests {
             "a:b:c",
         ] {
             assert!(bad.parse::<NetTarget>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_address_with_a_trailing_dot_is_the_address() {
+        // Found by the `flags` fuzz target: `10.0.10.0.` parsed as the host
+        // name `10.0.10.0`, which printed as text that parses as an address.
+        let ip: IpAddr = "10.0.10.0".parse().unwrap();
+        assert_eq!(parse("10.0.10.0."), NetTarget::Addr(ip, None));
+        assert_eq!(parse("10.0.10.0.:80"), NetTarget::Addr(ip, Some(80)));
+        for text in ["10.0.10.0.", "10.0.10.0.:80", "10.0.10.0:80", "10.0.10.a."] {
+            let target = parse(text);
+            assert_eq!(parse(&target.to_string()), target, "{text}");
         }
     }
 
