@@ -1,15 +1,20 @@
 //! Pre-initialization (`--preinit`, `reprise preinit`, docs/initialization.md):
 //! deterministic init runs once at load and instances start from its
 //! snapshot; init that asks for the clock is told why it is not
-//! snapshotted and still served; a failing init is reported once.
+//! snapshotted and still served; a failing init is reported once; wizer's
+//! own `wizer-initialize` convention is snapshotted too.
 
 mod support;
 
-use reprise_test_programs::{INIT_FAILS, PREINIT_CLOCK, PREINIT_HEAVY};
+use reprise_test_programs::{INIT_FAILS, PREINIT_CLOCK, PREINIT_HEAVY, PREINIT_WIZER};
 use support::{Server, metric, run, scratch_path};
 
 /// What `preinit-heavy` prints on stderr each time its init really runs.
 const INIT_RAN: &str = "preinit-heavy: init ran";
+
+/// What `preinit-wizer` prints on stderr each time its `wizer-initialize`
+/// really runs.
+const WIZER_INIT_RAN: &str = "preinit-wizer: wizer-initialize ran";
 
 /// How many times init really ran in `server`'s process.
 fn inits(server: &Server) -> usize {
@@ -226,4 +231,141 @@ fn check_compares_the_snapshot_with_per_instance_init() {
         "12",
     ]);
     assert!(!String::from_utf8_lossy(&never.stdout).contains("pre-initialized"));
+}
+
+/// The names a component exports at its top level.
+fn component_exports(bytes: &[u8]) -> Vec<String> {
+    use wasmparser::{Parser, Payload};
+    let mut exports = Vec::new();
+    let mut depth = 0;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.unwrap() {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth -= 1,
+            Payload::ComponentExportSection(section) if depth == 0 => {
+                for export in section {
+                    exports.push(export.unwrap().name.name.to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    exports
+}
+
+/// The `table checksum N` of a `preinit-wizer` answer.
+fn checksum(body: &str) -> &str {
+    body.split_once(", ").unwrap().1
+}
+
+#[test]
+fn without_wizer_initialize_a_wizer_component_computes_its_state_lazily() {
+    let server = Server::start(&[
+        PREINIT_WIZER,
+        "--preinit",
+        "never",
+        "--admin-addr",
+        "127.0.0.1:0",
+    ]);
+    let first = server.get("/").body;
+    assert!(
+        first.starts_with("initialized: lazily, table checksum "),
+        "{first}"
+    );
+    for _ in 0..2 {
+        assert_eq!(server.get("/").body, first);
+    }
+    let stderr = server.stderr();
+    assert!(!stderr.contains("pre-initialized"), "{stderr}");
+    // Reprise calls only `reprise:init` per instance, never `wizer-initialize`.
+    assert!(!stderr.contains(WIZER_INIT_RAN), "{stderr}");
+    let metrics = server.admin_get("/metrics").body;
+    assert_eq!(metric(&metrics, "reprise_instances_from_snapshot_total"), 0);
+}
+
+#[test]
+fn wizer_initialize_runs_once_at_load_and_every_instance_starts_from_its_snapshot() {
+    let lazy = Server::start(&[PREINIT_WIZER, "--preinit", "never"]);
+    let lazily = lazy.get("/").body;
+    let server = Server::start(&[PREINIT_WIZER, "--admin-addr", "127.0.0.1:0"]);
+    assert!(
+        server
+            .stderr()
+            .contains("pre-initialized: wizer-initialize ran once at load in"),
+        "{}",
+        server.stderr()
+    );
+    for _ in 0..5 {
+        let answer = server.get("/");
+        assert_eq!(answer.status, 200);
+        assert!(
+            answer.body.starts_with("initialized: yes, "),
+            "{}",
+            answer.body
+        );
+        // The snapshot holds the table the first request would have built.
+        assert_eq!(checksum(&answer.body), checksum(&lazily));
+    }
+    // Five fresh instances, one `wizer-initialize`, at load.
+    assert_eq!(
+        server.stderr().matches(WIZER_INIT_RAN).count(),
+        1,
+        "{}",
+        server.stderr()
+    );
+    let metrics = server.admin_get("/metrics").body;
+    assert!(
+        metric(&metrics, "reprise_instances_from_snapshot_total") >= 5,
+        "{metrics}"
+    );
+    assert_eq!(server.admin_get("/ready").status, 200);
+}
+
+#[test]
+fn preinit_of_a_wizer_component_writes_it_initialized() {
+    assert!(
+        component_exports(&std::fs::read(PREINIT_WIZER).unwrap())
+            .iter()
+            .any(|export| export == "wizer-initialize")
+    );
+    let out = scratch_path("preinit-wizer-out.wasm");
+    let out_str = out.to_str().unwrap();
+    let made = run(&["preinit", PREINIT_WIZER, "-o", out_str]);
+    let stderr = String::from_utf8_lossy(&made.stderr);
+    assert!(made.status.success(), "{stderr}");
+    assert!(stderr.contains("wizer-initialize ran once in"), "{stderr}");
+
+    let bytes = std::fs::read(&out).unwrap();
+    wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+        .validate_all(&bytes)
+        .expect("the pre-initialized component validates");
+    let exports = component_exports(&bytes);
+    assert!(
+        exports
+            .iter()
+            .any(|export| export.starts_with("wasi:http/incoming-handler@0.2")),
+        "{exports:?}"
+    );
+
+    let lazy = Server::start(&[PREINIT_WIZER, "--preinit", "never"]);
+    let lazily = lazy.get("/").body;
+    // The state is in the written component: served as it is, without
+    // init, every instance starts initialized.
+    let server = Server::start(&[out_str, "--preinit", "never", "--admin-addr", "127.0.0.1:0"]);
+    for _ in 0..2 {
+        let answer = server.get("/");
+        assert_eq!(answer.status, 200);
+        assert!(
+            answer.body.starts_with("initialized: yes, "),
+            "{}",
+            answer.body
+        );
+        assert_eq!(checksum(&answer.body), checksum(&lazily));
+    }
+    // Init never ran in this process.
+    let stderr = server.stderr();
+    assert!(!stderr.contains("pre-initialized"), "{stderr}");
+    assert!(!stderr.contains(WIZER_INIT_RAN), "{stderr}");
+    let metrics = server.admin_get("/metrics").body;
+    assert_eq!(metric(&metrics, "reprise_instances_from_snapshot_total"), 0);
 }

@@ -88,7 +88,7 @@ pub struct Snapshot {
     /// The snapshotted component: the original with its initialized memories
     /// and globals as data. It still exports `reprise:init` (an instance
     /// export wizer cannot remove), so other hosts see the same interface;
-    /// a `wizer-initialize` export is removed, as wizer does.
+    /// a `wizer-initialize` export stays as well (see [`take`]).
     pub bytes: Vec<u8>,
     /// What ran.
     pub init: InitFunc,
@@ -272,7 +272,12 @@ async fn take(
     match init {
         // An instance export: wizer removes only function exports.
         InitFunc::Reprise => wizer.init_func(INTERFACE).keep_init_func(true),
-        InitFunc::Wizer => wizer.init_func(WIZER_INITIALIZE),
+        // Kept too: wasmtime-wizer 48 removes the export from the core
+        // module while the component's `canon lift` still aliases it, so
+        // the snapshot of every wit-bindgen component would not compile
+        // (bytecodealliance/wasmtime#13168). Reprise never calls init on
+        // instances of a snapshot, and other hosts do not call it at all.
+        InitFunc::Wizer => wizer.init_func(WIZER_INITIALIZE).keep_init_func(true),
     };
     let (cx, instrumented) = wizer
         .instrument_component(bytes)
