@@ -43,12 +43,12 @@ pub fn per_request(
     // Each dump also zeroes the counters.
     callgrind_control(control, running.pid(), "--dump")?;
     let idle_time = idle_start.elapsed();
-    let idle = read_dump(&dump_file(out, 1), Instant::now() + DUMP_TIMEOUT)?;
+    let idle = read_dump(&dump_file(out, 1), Instant::now() + DUMP_TIMEOUT, running)?;
     let load_start = Instant::now();
     let load = load::run(wrk, &running.url(), spec)?;
     callgrind_control(control, running.pid(), "--dump")?;
     let load_time = load_start.elapsed();
-    let busy = read_dump(&dump_file(out, 2), Instant::now() + DUMP_TIMEOUT)?;
+    let busy = read_dump(&dump_file(out, 2), Instant::now() + DUMP_TIMEOUT, running)?;
     if load.requests == 0 {
         bail!("no request completed while counting");
     }
@@ -114,7 +114,11 @@ fn callgrind_control(control: &Path, pid: u32, action: &str) -> anyhow::Result<(
 
 /// Waits for a complete dump at `path` (callgrind writes it from the
 /// server's own threads, a moment after being asked) and reads its total.
-fn read_dump(path: &Path, deadline: Instant) -> anyhow::Result<u64> {
+/// A server whose every thread sleeps in the kernel runs none of them, so
+/// while it idles, a request every [`POKE_AFTER`] gets a dump written
+/// (one request's cost in a count of thousands).
+fn read_dump(path: &Path, deadline: Instant, running: &Running) -> anyhow::Result<u64> {
+    let mut poke_at = Instant::now() + POKE_AFTER;
     loop {
         if let Ok(text) = std::fs::read_to_string(path)
             && let Some(total) = total_instructions(&text)
@@ -124,9 +128,16 @@ fn read_dump(path: &Path, deadline: Instant) -> anyhow::Result<u64> {
         if Instant::now() >= deadline {
             bail!("callgrind wrote no complete dump to {}", path.display());
         }
+        if Instant::now() >= poke_at {
+            let _ = crate::servers::get(running.addr, "/");
+            poke_at = Instant::now() + POKE_AFTER;
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// How long to wait for a dump before waking the server with a request.
+const POKE_AFTER: Duration = Duration::from_secs(2);
 
 /// The instruction total of a callgrind dump: its `totals:` line, the last
 /// thing callgrind writes (so a dump still being written has none yet).

@@ -102,8 +102,10 @@ pub fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
                 tracing::info!("first instance initialized; ready");
             }
         });
-        eprintln!("listening on http://{}", listener.local_addr()?);
+        // Handlers first: a SIGTERM sent as soon as the address is known
+        // must drain the server, not kill it with the default action.
         let mut signals = Signals::new()?;
+        eprintln!("listening on http://{}", listener.local_addr()?);
         tokio::spawn(async move {
             signals.next().await;
             let _ = stop_tx.send(true);
