@@ -283,6 +283,21 @@ fn without_wizer_initialize_a_wizer_component_computes_its_state_lazily() {
     assert_eq!(metric(&metrics, "reprise_instances_from_snapshot_total"), 0);
 }
 
+/// `requests` answers from `server` all start initialized, with the table
+/// the lazy answer (`lazily`) built on its first request.
+fn answers_initialized(server: &Server, requests: usize, lazily: &str) {
+    for _ in 0..requests {
+        let answer = server.get("/");
+        assert_eq!(answer.status, 200);
+        assert!(
+            answer.body.starts_with("initialized: yes, "),
+            "{}",
+            answer.body
+        );
+        assert_eq!(checksum(&answer.body), checksum(lazily));
+    }
+}
+
 #[test]
 fn wizer_initialize_runs_once_at_load_and_every_instance_starts_from_its_snapshot() {
     let lazy = Server::start(&[PREINIT_WIZER, "--preinit", "never"]);
@@ -295,17 +310,7 @@ fn wizer_initialize_runs_once_at_load_and_every_instance_starts_from_its_snapsho
         "{}",
         server.stderr()
     );
-    for _ in 0..5 {
-        let answer = server.get("/");
-        assert_eq!(answer.status, 200);
-        assert!(
-            answer.body.starts_with("initialized: yes, "),
-            "{}",
-            answer.body
-        );
-        // The snapshot holds the table the first request would have built.
-        assert_eq!(checksum(&answer.body), checksum(&lazily));
-    }
+    answers_initialized(&server, 5, &lazily);
     // Five fresh instances, one `wizer-initialize`, at load.
     assert_eq!(
         server.stderr().matches(WIZER_INIT_RAN).count(),
@@ -352,16 +357,7 @@ fn preinit_of_a_wizer_component_writes_it_initialized() {
     // The state is in the written component: served as it is, without
     // init, every instance starts initialized.
     let server = Server::start(&[out_str, "--preinit", "never", "--admin-addr", "127.0.0.1:0"]);
-    for _ in 0..2 {
-        let answer = server.get("/");
-        assert_eq!(answer.status, 200);
-        assert!(
-            answer.body.starts_with("initialized: yes, "),
-            "{}",
-            answer.body
-        );
-        assert_eq!(checksum(&answer.body), checksum(&lazily));
-    }
+    answers_initialized(&server, 2, &lazily);
     // Init never ran in this process.
     let stderr = server.stderr();
     assert!(!stderr.contains("pre-initialized"), "{stderr}");
