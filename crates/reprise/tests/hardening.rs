@@ -10,6 +10,7 @@ use reprise_test_programs::*;
 use std::io::{Read, Write};
 use std::process::Command;
 use std::time::{Duration, Instant};
+use support::http2::Http2;
 use support::{Server, read_until_closed, run, scratch_path};
 
 /// Sends `request` on a fresh connection and reads until the server closes
@@ -201,6 +202,41 @@ fn a_timeout_after_the_head_aborts_the_connection() {
     let answer = exchange(&server, b"GET /stall HTTP/1.1\r\nhost: x\r\n\r\n");
     assert!(answer.contains("partial"), "{answer}");
     assert!(!terminated(&answer), "the body ended cleanly:\n{answer}");
+}
+
+/// p3 bodies are written by a task of the instance, and wasmtime-wasi-http
+/// ends one cleanly when the instance's store goes: the host must abort it.
+#[test]
+fn a_p3_response_cut_by_a_trap_or_a_timeout_aborts_the_connection() {
+    let server = Server::start(&[HALF_BODY_P3, "--timeout", "500ms"]);
+    for path in ["/late-trap", "/stall"] {
+        let answer = exchange(
+            &server,
+            format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes(),
+        );
+        assert!(answer.starts_with("HTTP/1.1 200"), "{path}: {answer}");
+        assert!(answer.contains("partial"), "{path}: {answer}");
+        assert!(
+            !terminated(&answer),
+            "{path}: the body ended cleanly:\n{answer}"
+        );
+    }
+    assert_eq!(server.get("/").body, "ok\n");
+}
+
+/// Over HTTP/2 the cut response's stream is reset, and only that stream:
+/// the connection serves on. p2 and p3.
+#[test]
+fn over_http2_a_response_cut_by_a_trap_resets_its_stream_only() {
+    for component in [HALF_BODY, HALF_BODY_P3] {
+        let server = Server::start(&[component]);
+        let mut client = Http2::connect(&server.addr);
+        let (status, body) = client.get("/late-trap");
+        assert_eq!(status, 200, "{component}");
+        let reset = body.expect_err("the cut body ended cleanly");
+        assert_eq!(reset.reason(), Some(h2::Reason::INTERNAL_ERROR), "{reset}");
+        assert_eq!(client.get("/").1.unwrap(), "ok\n", "{component}");
+    }
 }
 
 // Item 6: files are checked before they are read.

@@ -247,7 +247,10 @@ impl Policy {
     /// call is never cut for it. A serving instance goes only when its
     /// latest call outlived `call_timeout` (plus [`EXPIRY_GRACE`]): the
     /// second line of defence behind the epoch deadline, for a guest blocked
-    /// in a host call, which epochs do not interrupt.
+    /// in a host call, which epochs do not interrupt. A finishing one (every
+    /// call answered, a body still being written) gets as long again from
+    /// its latest answer, as a p2 call's time limit covers its body: a p3
+    /// body that stalls must not hold its instance for good.
     pub fn expiry(
         &self,
         created: Instant,
@@ -264,8 +267,9 @@ impl Policy {
                     (idle, age) => idle.or(age),
                 }
             }
-            Phase::Serving => call_timeout.map(|t| (since + t + EXPIRY_GRACE, Retirement::Timeout)),
-            Phase::Finishing => None,
+            Phase::Serving | Phase::Finishing => {
+                call_timeout.map(|t| (since + t + EXPIRY_GRACE, Retirement::Timeout))
+            }
         }
     }
 }
@@ -721,7 +725,7 @@ mod tests {
     }
 
     #[test]
-    fn serving_instances_expire_only_past_the_call_timeout() {
+    fn serving_and_finishing_instances_expire_only_past_the_call_timeout() {
         let t0 = Instant::now();
         let policy = Policy::Reuse(ReuseBounds {
             max_age: Some(Duration::from_millis(1)),
@@ -739,8 +743,12 @@ mod tests {
         );
         assert_eq!(
             policy.expiry(t0, Phase::Finishing, started, Some(Duration::from_secs(2))),
-            None
+            Some((
+                started + Duration::from_secs(2) + EXPIRY_GRACE,
+                Retirement::Timeout
+            ))
         );
+        assert_eq!(policy.expiry(t0, Phase::Finishing, started, None), None);
     }
 
     #[test]

@@ -24,10 +24,14 @@ use super::{InstanceManager, Reclaim};
 use crate::policy::{Admit, DEFAULT_IDLE_TIMEOUT, InstanceStats, Phase, Policy, Retirement};
 use crate::runtime::failure::CallError;
 use crate::runtime::instance::{InstanceId, InstanceSlot, InstanceState};
+use futures::task::AtomicWaker;
 use std::collections::VecDeque;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst,
+};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::task::Context;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use wasmtime::Store;
@@ -60,6 +64,13 @@ pub struct Lifecycle {
     failed: Notify,
     /// The instance's linear memory in bytes, kept current by its store.
     memory: Arc<AtomicU64>,
+    /// Calls of a p3 worker that await their answer, and how many more
+    /// were left by their clients before it came; see
+    /// [`Self::only_abandoned_calls_remain`].
+    awaiting: AtomicU32,
+    abandoned: AtomicU32,
+    /// The p3 worker, woken when a client leaves.
+    worker: AtomicWaker,
 }
 
 impl Lifecycle {
@@ -122,6 +133,45 @@ impl Lifecycle {
     fn report_failure(&self, reason: Retirement) {
         let _ = self.failure.set(reason);
         self.failed.notify_waiters();
+    }
+
+    /// Whether the instance's store ended in an error, cutting short any
+    /// response body it was still writing.
+    pub fn broke(&self) -> bool {
+        self.failure.get().is_some()
+    }
+
+    /// A p3 worker took a call that awaits its answer.
+    pub fn call_started(&self) {
+        self.awaiting.fetch_add(1, SeqCst);
+    }
+
+    /// A call of [`Self::call_started`] got its answer.
+    pub fn call_answered(&self) {
+        self.awaiting.fetch_sub(1, SeqCst);
+    }
+
+    /// The client of a call of [`Self::call_started`] left before its
+    /// answer: the instance takes no more calls, and its worker is woken to
+    /// see whether anyone still waits for it.
+    pub fn call_abandoned(&self) {
+        self.retire(Retirement::Cancelled);
+        self.abandoned.fetch_add(1, SeqCst);
+        self.awaiting.fetch_sub(1, SeqCst);
+        self.worker.wake();
+    }
+
+    /// Whether every call the instance still runs for an answer was left by
+    /// its client: the guest works for nobody, and its worker may stop it.
+    /// `cx`'s task is woken when a client leaves.
+    pub fn only_abandoned_calls_remain(&self, cx: &Context<'_>) -> bool {
+        self.worker.register(cx.waker());
+        self.abandoned_only()
+    }
+
+    /// [`Self::only_abandoned_calls_remain`], without a task to wake.
+    pub fn abandoned_only(&self) -> bool {
+        self.abandoned.load(SeqCst) > 0 && self.awaiting.load(SeqCst) == 0
     }
 }
 
@@ -577,6 +627,9 @@ impl<E: Send + 'static> Pool<E> {
             failure: OnceLock::new(),
             failed: Notify::new(),
             memory: store.data().memory_bytes(),
+            awaiting: AtomicU32::new(0),
+            abandoned: AtomicU32::new(0),
+            worker: AtomicWaker::new(),
         });
         track(&mut self.0.live.lock().unwrap(), Arc::downgrade(&lifecycle));
         Ok(Pooled {
@@ -597,7 +650,10 @@ impl<E> Inner<E> {
         let manager = &self.manager;
         let reason = match failure {
             None => lifecycle.reason().unwrap_or(Retirement::Shutdown),
-            Some(_) if manager.is_closing() => Retirement::Shutdown,
+            Some(_) if manager.is_closing() => {
+                lifecycle.report_failure(Retirement::Shutdown);
+                Retirement::Shutdown
+            }
             Some(failure) => {
                 let reason = failure.retirement().unwrap_or(Retirement::Trap);
                 lifecycle.report_failure(reason);

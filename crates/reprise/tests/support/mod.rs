@@ -1,6 +1,8 @@
 //! Spawns the real `reprise` binary and talks real HTTP to it.
 #![allow(dead_code)] // each test file uses a different part of this module
 
+pub mod http2;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;

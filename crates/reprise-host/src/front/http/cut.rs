@@ -9,18 +9,26 @@
 //! failed, so hyper aborts: HTTP/1 closes the connection without the
 //! terminating chunk, HTTP/2 resets the stream.
 //!
+//! A p3 guest writes its body from a task of its instance, which may serve
+//! other calls too. When the instance traps, its store goes away, and
+//! wasmtime-wasi-http's body takes the trailers it will never get for a
+//! clean end, in the same way; [`on_instance`] watches the instance
+//! instead of the call.
+//!
 //! (A call that fails before its response left is answered with its
 //! failure instead, `500` or `504`: nothing of the response reached the
 //! client yet.)
 //!
-//! Cost: nothing on a call that returned before its response left (the
-//! usual case); a call still running when its response leaves adds a
-//! oneshot channel and a box.
+//! Cost: on p2, nothing on a call that returned before its response left
+//! (the usual case); a call still running when its response leaves adds a
+//! oneshot channel and a box. On p3, a box per response.
 
+use crate::pool::Lifecycle;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::sync::oneshot;
 use wasmtime_wasi_http::WasiBody;
@@ -33,6 +41,9 @@ enum Failed {
     /// call's end is signalled before its store (and so the body's sender)
     /// is dropped.
     Later(oneshot::Receiver<()>),
+    /// Whether the instance writing the body broke, which its pool records
+    /// before the store is dropped.
+    Instance(Arc<Lifecycle>),
     /// Already reported.
     Reported,
 }
@@ -58,6 +69,18 @@ pub(super) fn watched(response: Response) -> (Response, oneshot::Sender<()>) {
     (response, failure)
 }
 
+/// `response`, whose body is written by `instance`: it ends in an error
+/// if, by the time it ends, the instance broke.
+pub(super) fn on_instance(response: Response, instance: Arc<Lifecycle>) -> Response {
+    response.map(|body| {
+        EndsInError {
+            body,
+            failed: Failed::Instance(instance),
+        }
+        .boxed_unsync()
+    })
+}
+
 impl Body for EndsInError {
     type Data = Bytes;
     type Error = wasmtime_wasi_http::Error;
@@ -70,6 +93,7 @@ impl Body for EndsInError {
             Poll::Ready(None) => {
                 let failed = match &mut self.failed {
                     Failed::Later(failure) => failure.try_recv().is_ok(),
+                    Failed::Instance(instance) => instance.broke(),
                     Failed::Reported => false,
                 };
                 self.failed = Failed::Reported;

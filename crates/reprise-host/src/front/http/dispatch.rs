@@ -21,7 +21,7 @@ use crate::runtime::failure::CallError;
 use crate::runtime::instance::{InstanceId, InstanceState};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -119,7 +119,21 @@ pub struct CallTicket {
     /// Set by the p2 driver, which sees how its calls end itself: nothing
     /// to wait for from a worker.
     direct: AtomicBool,
+    /// Where a call on a p3 worker stands: [`WAITING`], [`TAKEN`],
+    /// [`LEFT`] or [`ANSWERED`]. The worker takes a call and its client
+    /// may leave on different threads; whichever comes second accounts for
+    /// the abandoned call on the instance.
+    worker_call: AtomicU8,
 }
+
+/// A call not yet taken by a worker.
+const WAITING: u8 = 0;
+/// Taken by a worker, awaiting its answer.
+const TAKEN: u8 = 1;
+/// Its client left before the answer.
+const LEFT: u8 = 2;
+/// Answered.
+const ANSWERED: u8 = 3;
 
 impl CallTicket {
     /// Resolves once the call no longer holds its instance: the instance
@@ -147,12 +161,39 @@ impl CallTicket {
     }
 
     /// The caller went away before the answer: the instance that took the
-    /// call (if one did) takes no more, and ends as cancelled.
+    /// call (or takes it later) takes no more, and its worker stops it once
+    /// no other call on it awaits an answer.
     pub(super) fn abandon(&self) {
-        if let Some(lifecycle) = self.instance.get() {
-            lifecycle.retire(Retirement::Cancelled);
+        if self.worker_call.swap(LEFT, SeqCst) == TAKEN
+            && let Some(lifecycle) = self.instance.get()
+        {
+            lifecycle.call_abandoned();
         }
         self.settle();
+    }
+
+    /// The answer came (or the call failed before one).
+    pub(super) fn answered(&self) {
+        if self.worker_call.swap(ANSWERED, SeqCst) == TAKEN
+            && let Some(lifecycle) = self.instance.get()
+        {
+            lifecycle.call_answered();
+        }
+        self.settle();
+    }
+
+    /// Ties the call to the p3 worker's instance that took it.
+    fn taken_by_worker(&self, lifecycle: &Arc<Lifecycle>) {
+        self.taken_by(lifecycle);
+        lifecycle.call_started();
+        if self
+            .worker_call
+            .compare_exchange(WAITING, TAKEN, SeqCst, SeqCst)
+            .is_err()
+        {
+            // Its client left while it queued.
+            lifecycle.call_abandoned();
+        }
     }
 
     /// Ties the call to the instance that accepted it, on the p2 driver
@@ -170,6 +211,11 @@ impl CallTicket {
     /// The linear memory of the instance that took the call, in bytes.
     pub fn memory_bytes(&self) -> Option<u64> {
         self.instance.get().map(|l| l.memory_bytes())
+    }
+
+    /// The instance that took the call, if one did.
+    pub(super) fn instance(&self) -> Option<&Arc<Lifecycle>> {
+        self.instance.get()
     }
 
     /// The instance that took the call, if one did.
@@ -262,7 +308,7 @@ impl WorkerState for Worker {
         ticket: Arc<CallTicket>,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
-        ticket.taken_by(&self.lifecycle);
+        ticket.taken_by_worker(&self.lifecycle);
         self.pool.count_call(&self.lifecycle);
         // One deadline per call: a request that arrives later never gives
         // the ones already running more time.
@@ -278,8 +324,17 @@ impl WorkerState for Worker {
     }
 
     fn drop(&self, store: Store<InstanceState>, result: wasmtime::Result<()>) {
-        let failure = result.err().map(CallError::from_wasmtime);
-        if let Some(failure) = &failure
+        let failure = result.err().map(|e| match self.lifecycle.abandoned_only() {
+            // Stopped by its expiration, below: every client had left.
+            true => CallError::Cancelled,
+            false => CallError::from_wasmtime(e),
+        });
+        if let Some(CallError::Cancelled) = &failure {
+            tracing::debug!(
+                instance = self.lifecycle.id(),
+                "every client of the instance's calls went away; instance stopped"
+            );
+        } else if let Some(failure) = &failure
             && !self.pool.manager().is_closing()
         {
             tracing::warn!(instance = self.lifecycle.id(), "instance failed: {failure}");
@@ -318,6 +373,14 @@ impl WorkerExpiration for Expiration {
         status: WorkerStatus,
         start: Instant,
     ) -> Poll<()> {
+        // ProxyHandler cannot cancel one guest task (wasmtime 48 has no API
+        // for it); the instance is stopped instead, once no other call on
+        // it awaits an answer.
+        if matches!(status, WorkerStatus::Requests)
+            && self.lifecycle.only_abandoned_calls_remain(cx)
+        {
+            return Poll::Ready(());
+        }
         let Some((deadline, reason)) = self.deadline(status, start) else {
             self.timer = None;
             return Poll::Pending;

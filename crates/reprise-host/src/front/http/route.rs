@@ -91,8 +91,12 @@ impl InstanceSet {
                 abandoned.0 = None;
                 // The worker takes its next call when it is ready; nothing
                 // to wait for once the answer is here.
-                ticket.settle();
-                answer.map_err(CallError::from_wasmtime)
+                ticket.answered();
+                let response = answer.map_err(CallError::from_wasmtime)?;
+                Ok(match ticket.instance() {
+                    Some(instance) => super::cut::on_instance(response, instance.clone()),
+                    None => response,
+                })
             }
             InstanceSet::Direct(dispatch) => dispatch.serve_direct(ticket, request).await,
         }
@@ -101,8 +105,9 @@ impl InstanceSet {
 
 /// Dropped with a p3 request whose client went away before its answer.
 /// `ProxyHandler` cannot cancel the guest's task (wasmtime 48 has no API
-/// for it), so the task runs on until it answers or its deadline passes;
-/// its instance takes no new calls meanwhile, and ends as `cancelled`.
+/// for it), so its instance takes no new calls, and is stopped (ending as
+/// `cancelled`) once no other call on it awaits an answer. Bodies its
+/// answered calls were still writing are cut then, and aborted as such.
 struct Abandoned(Option<Arc<CallTicket>>);
 
 impl Drop for Abandoned {
