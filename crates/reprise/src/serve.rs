@@ -91,8 +91,8 @@ pub fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
         let (stop_tx, stop_rx) = watch::channel(false);
         if let Some(admin) = admin {
             eprintln!("admin endpoint on http://{}", admin.local_addr()?);
-            let stopped = wait_for(stop_rx.clone());
-            tokio::spawn(serve_admin(admin, manager.clone(), stopped));
+            let draining = wait_for(stop_rx.clone());
+            tokio::spawn(serve_admin(admin, manager.clone(), draining));
         }
         // Initialize the first instance before traffic: it proves the
         // component starts (readiness) and serves the first request warm.

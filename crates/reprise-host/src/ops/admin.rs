@@ -12,16 +12,28 @@ use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 #[cfg(test)]
 use std::time::Duration;
 
 /// Answers one admin request.
 ///
-/// `/ready` is 200 only once an instance initialized successfully, and 503
-/// with the last initialization error otherwise; `/live` is 200 while the
-/// process serves at all; `/metrics` is the Prometheus text exposition.
-pub fn respond(manager: &InstanceManager, method: &Method, path: &str) -> Response<Full<Bytes>> {
+/// `/ready` is 200 only once an instance initialized successfully and
+/// until the server starts `draining`, and 503 with the reason otherwise;
+/// `/live` is 200 while the process serves at all; `/metrics` is the
+/// Prometheus text exposition.
+pub fn respond(
+    manager: &InstanceManager,
+    draining: bool,
+    method: &Method,
+    path: &str,
+) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match (method, path) {
+        (&Method::GET | &Method::HEAD, "/ready") if draining => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "not ready: draining\n".to_string(),
+        ),
         (&Method::GET | &Method::HEAD, "/ready") if manager.is_ready() => {
             (StatusCode::OK, "text/plain", "ready\n".to_string())
         }
@@ -69,31 +81,43 @@ pub const ADMIN_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_
 /// The longest an admin connection stays open.
 const ADMIN_CONNECTION_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Serves the admin endpoint on `listener` until `shutdown` resolves. A
-/// failed accept (out of file descriptors) is retried after a pause: probes
-/// must keep getting answers once the pressure passes. At most
+/// Serves the admin endpoint on `listener` for as long as the process
+/// runs. Once `draining` resolves (the server stopped taking connections),
+/// `/ready` answers 503 while `/live` and `/metrics` go on answering: a
+/// drain stays observable, and liveness never fails for it. A failed accept
+/// (out of file descriptors) is retried after a pause: probes must keep
+/// getting answers once the pressure passes. At most
 /// [`ADMIN_MAX_CONNECTIONS`] connections are served at once (more wait in
 /// the backlog), each closed if its client sends no request head within
 /// [`ADMIN_HEADER_TIMEOUT`].
 pub async fn serve_admin(
     listener: impl Listener,
     manager: Arc<InstanceManager>,
-    shutdown: impl Future<Output = ()>,
+    draining: impl Future<Output = ()>,
 ) {
-    let mut shutdown = std::pin::pin!(shutdown);
+    let mut draining = std::pin::pin!(draining);
+    let drained = Arc::new(AtomicBool::new(false));
     let permits = Arc::new(tokio::sync::Semaphore::new(ADMIN_MAX_CONNECTIONS));
     loop {
-        let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => permit.expect("never closed"),
-            () = &mut shutdown => return,
+        let accepted = async {
+            let permit = permits.clone().acquire_owned().await.expect("never closed");
+            (permit, accept(&listener, "admin endpoint").await)
         };
-        let (stream, _) = tokio::select! {
-            accepted = accept(&listener, "admin endpoint") => accepted,
-            () = &mut shutdown => return,
+        let (permit, (stream, _)) = if drained.load(Relaxed) {
+            accepted.await
+        } else {
+            tokio::select! {
+                accepted = accepted => accepted,
+                () = &mut draining => {
+                    drained.store(true, Relaxed);
+                    continue;
+                }
+            }
         };
-        let manager = manager.clone();
+        let (manager, drained) = (manager.clone(), drained.clone());
         let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
-            let response = respond(&manager, request.method(), request.uri().path());
+            let draining = drained.load(Relaxed);
+            let response = respond(&manager, draining, request.method(), request.uri().path());
             async move { Ok::<_, Infallible>(response) }
         });
         tokio::spawn(async move {
@@ -123,29 +147,31 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// Regression: one failed accept (EMFILE) used to end the admin
-    /// endpoint for good, while the process went on serving.
-    #[tokio::test]
-    async fn the_admin_endpoint_survives_failed_accepts() {
+    /// A manager of a component that does nothing, never instantiated.
+    fn empty_component_manager() -> Arc<InstanceManager> {
         let engine = crate::runtime::engine::EngineHandle::new(&EngineOptions::default()).unwrap();
         let component = wasmtime::component::Component::new(
             &engine.engine,
             wat::parse_str("(component)").unwrap(),
         )
         .unwrap();
-        let manager = Arc::new(
+        Arc::new(
             InstanceManager::new(engine, component, InstanceLimits::default(), Policy::Fresh)
                 .unwrap(),
-        );
+        )
+    }
+
+    /// Regression: one failed accept (EMFILE) used to end the admin
+    /// endpoint for good, while the process went on serving.
+    #[tokio::test]
+    async fn the_admin_endpoint_survives_failed_accepts() {
+        let manager = empty_component_manager();
         let listener = Flaky {
             inner: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
             failures: AtomicUsize::new(2),
         };
         let addr = listener.inner.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve_admin(listener, manager, async {
-            let _ = stopped.await;
-        }));
+        let server = tokio::spawn(serve_admin(listener, manager, std::future::pending()));
         let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
         client
             .write_all(b"GET /live HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
@@ -158,7 +184,41 @@ mod tests {
             .unwrap();
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         assert!(!server.is_finished(), "the endpoint ended");
-        stop.send(()).unwrap();
-        server.await.unwrap();
+        server.abort();
+    }
+
+    /// Regression: the admin endpoint ended at SIGTERM, so a draining
+    /// replica refused its probes and scrapes. It goes on answering; only
+    /// `/ready` turns 503.
+    #[tokio::test]
+    async fn a_drain_turns_ready_to_503_and_leaves_live_and_metrics_answering() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (drain, draining) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_admin(listener, empty_component_manager(), async {
+            let _ = draining.await;
+        }));
+        let get = |path: &'static str| async move {
+            let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+            client.write_all(request.as_bytes()).await.unwrap();
+            let mut answer = String::new();
+            tokio::time::timeout(Duration::from_secs(5), client.read_to_string(&mut answer))
+                .await
+                .expect("the admin endpoint answered")
+                .unwrap();
+            answer
+        };
+        drain.send(()).unwrap();
+        // The drain is seen before the next accept.
+        tokio::task::yield_now().await;
+        let ready = get("/ready").await;
+        assert!(ready.starts_with("HTTP/1.1 503"), "{ready}");
+        assert!(ready.ends_with("not ready: draining\n"), "{ready}");
+        for path in ["/live", "/metrics"] {
+            let answer = get(path).await;
+            assert!(answer.starts_with("HTTP/1.1 200"), "{path}: {answer}");
+        }
+        server.abort();
     }
 }
