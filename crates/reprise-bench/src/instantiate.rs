@@ -1,15 +1,18 @@
 //! Instantiation time: a new store and instance from the pre-instance, the
 //! cost a fresh-per-call policy pays on every request, with the pooling
-//! allocator and with on-demand allocation.
+//! allocator and with on-demand allocation. The manager comes from the
+//! host's builder (`setup.rs`), as `reprise serve`'s does, so the engine
+//! measured is the one Reprise would run the component on.
 //!
 //! Measured as the median over batches of the mean time per instance, after
 //! a warm-up batch, so a single slow batch (the other core busy) does not
 //! move the result.
 
-use reprise_host::policy::Policy;
-use reprise_host::pool::{InstanceLimits, InstanceManager};
-use reprise_host::runtime::component::{self, Source};
-use reprise_host::runtime::engine::{Allocator, EngineHandle, EngineOptions};
+use reprise_host::policy::PolicyChoice;
+use reprise_host::runtime::component::Source;
+use reprise_host::runtime::engine::Allocator;
+use reprise_host::runtime::instance::GuestEnvironment;
+use reprise_host::setup::{HostSettings, Setup};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -18,17 +21,16 @@ const PER_BATCH: usize = 200;
 
 /// Mean time to create, instantiate and drop one instance of `component`.
 pub fn measure(component: &str, allocator: Allocator) -> anyhow::Result<Duration> {
-    let engine = EngineHandle::new(&EngineOptions {
+    let settings = HostSettings {
+        policy: PolicyChoice::Fresh,
         allocator,
-        ..EngineOptions::default()
-    })?;
-    if engine.allocator != allocator {
+        ..HostSettings::default()
+    };
+    let setup = Setup::prepare(Source::File(PathBuf::from(component)), settings)?;
+    let manager = setup.manager(GuestEnvironment::default())?;
+    if manager.engine().allocator != allocator {
         anyhow::bail!("the {allocator:?} allocator is not available on this machine");
     }
-    let source = Source::File(PathBuf::from(component));
-    let bytes = component::read(&source)?;
-    let compiled = component::compile(&engine.engine, &bytes, &source)?;
-    let manager = InstanceManager::new(engine, compiled, InstanceLimits::default(), Policy::Fresh)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

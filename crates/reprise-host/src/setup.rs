@@ -13,7 +13,7 @@ use crate::policy::chaos::{self, Chaos, ChaosConfig};
 use crate::policy::{self, Policy, PolicyChoice, Resolution, ReuseFlags};
 use crate::pool::{InstanceLimits, InstanceManager};
 use crate::runtime::component::{self, Source};
-use crate::runtime::engine::EngineOptions;
+use crate::runtime::engine::{Allocator, EngineOptions};
 use crate::runtime::instance::GuestEnvironment;
 use crate::runtime::preinit::{self, InitFunc, PreinitMode, Refusal};
 use reprise_hint::ReuseHint;
@@ -36,6 +36,10 @@ pub struct HostSettings {
     /// Whether to run init once at load and create instances from the
     /// snapshot (`--preinit`; see `runtime::preinit`).
     pub preinit: PreinitMode,
+    /// The preferred instance allocator. The pooling one falls back to
+    /// on-demand allocation where it cannot work; the benchmark asks for
+    /// each to compare them.
+    pub allocator: Allocator,
 }
 
 /// Settings that contradict each other.
@@ -173,6 +177,7 @@ impl Setup {
     fn engine_options(&self) -> EngineOptions {
         let limits = &self.settings.limits;
         EngineOptions {
+            allocator: self.settings.allocator,
             max_memory: limits.max_memory,
             interruptible: self.settings.concurrent || limits.timeout.is_some(),
             max_instances: limits.max_instances,

@@ -18,8 +18,9 @@ use serde_json::json;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-/// Exit code for bad input or usage.
-const BAD_INPUT: u8 = 2;
+/// Exit code for bad input or usage, or a check that could not run (a
+/// finding is 1).
+pub const BAD_INPUT: u8 = 2;
 
 fn bad_input(message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
     eprintln!("error: {message}");
@@ -62,11 +63,17 @@ pub fn run(args: CheckArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
     };
     let setup = Setup::prepare(Source::File(args.component.clone()), settings)?;
     let declared = setup.hint;
-    // Unbounded reuse: the check looks for what long-lived instances expose.
-    let [fresh, reused] = setup.managers(
-        [Policy::Fresh, Policy::Reuse(ReuseBounds::default())],
-        guest.clone(),
-    )?;
+    // Reuse without a bound on calls, age or idleness: the check looks for
+    // what long-lived instances expose. Concurrency stays within what the
+    // component declares: the host never exceeds it, nor does the check.
+    let bounds = ReuseBounds {
+        max_concurrency: declared
+            .as_ref()
+            .and_then(|hint| hint.max_concurrency())
+            .unwrap_or(ReuseBounds::default().max_concurrency),
+        ..ReuseBounds::default()
+    };
+    let [fresh, reused] = setup.managers([Policy::Fresh, Policy::Reuse(bounds)], guest.clone())?;
     let (fresh, reused) = (Arc::new(fresh), Arc::new(reused));
     let (component, engine) = (fresh.component(), &fresh.engine().engine);
     let script = match (&args.call, &script_text) {
@@ -87,7 +94,7 @@ pub fn run(args: CheckArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
         Err(e) => return bad_input(e),
     };
     if let (Some(repro), Script::Http(_)) = (&args.repro, &script)
-        && !repro.to_string_lossy().ends_with(".http")
+        && !check::is_http_file(&repro.to_string_lossy())
     {
         return bad_input(format!(
             "--repro {}: a script of requests is written in the .http format; name the file \
@@ -130,6 +137,22 @@ pub fn run(args: CheckArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
     };
     let outcome =
         crate::instances::runtime()?.block_on(check::check(fresh, reused, &script, &plan))?;
+    // Reuse is judged against fresh answers: with none that succeeded there
+    // is nothing to judge, and "reuse-safe" would be a lie.
+    let fresh_answers = || {
+        (outcome.runs.iter())
+            .filter(|run| run.kind == RunKind::Fresh)
+            .flat_map(|run| &run.calls)
+    };
+    if fresh_answers().all(|call| call.answer.failed())
+        && let Some(first) = fresh_answers().next()
+    {
+        return bad_input(format!(
+            "every call failed on a fresh instance, so there is nothing to compare reuse \
+             against; the first answered: {}",
+            first.answer
+        ));
+    }
     if !args.json {
         match &preinit {
             Some(PreinitComparison {
@@ -280,11 +303,20 @@ pub fn run(args: CheckArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
                     k => format!(", {k} at a time"),
                 }
             );
-            for index in 0..calls.min(12) {
-                println!("  {}. {}", index + 1, repro.script.summary(index));
-            }
-            if calls > 12 {
-                println!("  … {} more", calls - 12);
+            // The whole script when it is short: what differs between its
+            // calls may be a header or a body, which a summary leaves out.
+            let text = repro.script.to_file_text();
+            if calls <= 12 && text.len() <= 4096 {
+                for line in text.lines() {
+                    println!("  | {line}");
+                }
+            } else {
+                for index in 0..calls.min(12) {
+                    println!("  {}. {}", index + 1, repro.script.summary(index));
+                }
+                if calls > 12 {
+                    println!("  … {} more", calls - 12);
+                }
             }
             if args.repro.is_some() {
                 println!("  written to {path}; replay: {command}");

@@ -191,26 +191,46 @@ pub struct ServeArgs {
     pub max_header_bytes: usize,
 }
 
-fn max_connections(text: &str) -> Result<usize, String> {
+/// Why a `--max-connections` value was refused.
+#[derive(Debug, thiserror::Error)]
+enum ConnectionsError {
+    #[error(
+        "0 would serve no connection at all; write a positive number, e.g. `1024` \
+         (for no practical cap, a large one such as `100000`)"
+    )]
+    Zero,
+    #[error("`{0}` is not a number of connections, e.g. `1024`")]
+    NotANumber(String),
+}
+
+fn max_connections(text: &str) -> Result<usize, ConnectionsError> {
     match text.parse::<usize>() {
-        Ok(0) => Err(
-            "0 would serve no connection at all; write a positive number, e.g. `1024` \
-             (for no practical cap, a large one such as `100000`)"
-                .into(),
-        ),
+        Ok(0) => Err(ConnectionsError::Zero),
         Ok(cap) => Ok(cap),
-        Err(_) => Err(format!(
-            "`{text}` is not a number of connections, e.g. `1024`"
-        )),
+        Err(_) => Err(ConnectionsError::NotANumber(text.to_string())),
     }
 }
 
-fn max_header_bytes(text: &str) -> Result<usize, String> {
+/// Why a `--max-header-bytes` value was refused.
+#[derive(Debug, thiserror::Error)]
+enum HeaderBytesError {
+    #[error(transparent)]
+    Size(#[from] crate::units::SizeError),
+    /// Below [`reprise_host::front::http::MIN_HEADER_BYTES`]: too little
+    /// for the headers of ordinary requests.
+    #[error(
+        "must be at least {} bytes (8KiB)",
+        reprise_host::front::http::MIN_HEADER_BYTES
+    )]
+    TooSmall,
+}
+
+fn max_header_bytes(text: &str) -> Result<usize, HeaderBytesError> {
     let bytes = crate::units::size(text)?;
     let min = reprise_host::front::http::MIN_HEADER_BYTES;
     match usize::try_from(bytes) {
         Ok(bytes) if bytes >= min => Ok(bytes),
-        _ => Err(format!("must be at least {min} bytes (8KiB)")),
+        _ => Err(HeaderBytesError::TooSmall),
     }
 }
 

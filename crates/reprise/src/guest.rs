@@ -93,34 +93,57 @@ pub fn guest_output(log_format: LogFormat, results_on_stdout: bool) -> GuestOutp
     }
 }
 
+/// An `--env` value with nothing before its `=`.
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` has no variable name (write `NAME=VALUE`)")]
+struct EnvVarError(String);
+
 /// `NAME=VALUE`, or `NAME` taken from reprise's environment (`None` when
 /// unset there, which [`GuestArgs::environment`] warns about).
-fn env_var(text: &str) -> Result<(String, Option<String>), String> {
+fn env_var(text: &str) -> Result<(String, Option<String>), EnvVarError> {
     let (name, value) = match text.split_once('=') {
         Some((name, value)) => (name, Some(value.to_string())),
         None => (text, std::env::var(text).ok()),
     };
     if name.is_empty() {
-        return Err(format!(
-            "`{text}` has no variable name (write `NAME=VALUE`)"
-        ));
+        return Err(EnvVarError(text.to_string()));
     }
     Ok((name.to_string(), value))
 }
 
+/// A `--config` or `--keyvalue` value that is not `NAME=VALUE`.
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not `NAME=VALUE`")]
+struct NameValueError(String);
+
 /// `NAME=VALUE` of `--config` and `--keyvalue`.
-fn name_value(text: &str) -> Result<(String, String), String> {
+fn name_value(text: &str) -> Result<(String, String), NameValueError> {
     match text.split_once('=') {
         Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
-        _ => Err(format!("`{text}` is not `NAME=VALUE`")),
+        _ => Err(NameValueError(text.to_string())),
     }
 }
 
+/// Why a `--dir` value names no directory to open.
+#[derive(Debug, thiserror::Error)]
+enum PreopenError {
+    /// An empty host or guest path.
+    #[error("`{0}` is not `HOST` or `HOST::GUEST`")]
+    Form(String),
+    #[error("{} is not a directory", .0.display())]
+    NotADirectory(PathBuf),
+    #[error("cannot open {}: {reason}", .path.display())]
+    Unreadable {
+        path: PathBuf,
+        reason: std::io::Error,
+    },
+}
+
 /// `HOST` or `HOST::GUEST`; `HOST` must be a directory.
-fn preopen(text: &str) -> Result<Preopen, String> {
+fn preopen(text: &str) -> Result<Preopen, PreopenError> {
     let (host, guest) = text.split_once(DIR_SEPARATOR).unwrap_or((text, text));
     if host.is_empty() || guest.is_empty() {
-        return Err(format!("`{text}` is not `HOST` or `HOST::GUEST`"));
+        return Err(PreopenError::Form(text.to_string()));
     }
     let host = PathBuf::from(host);
     match std::fs::metadata(&host) {
@@ -128,8 +151,8 @@ fn preopen(text: &str) -> Result<Preopen, String> {
             host,
             guest: guest.to_string(),
         }),
-        Ok(_) => Err(format!("{} is not a directory", host.display())),
-        Err(e) => Err(format!("cannot open {}: {e}", host.display())),
+        Ok(_) => Err(PreopenError::NotADirectory(host)),
+        Err(reason) => Err(PreopenError::Unreadable { path: host, reason }),
     }
 }
 
@@ -153,7 +176,12 @@ mod tests {
             env_var("REPRISE_SURELY_UNSET_VARIABLE").unwrap(),
             ("REPRISE_SURELY_UNSET_VARIABLE".to_string(), None)
         );
-        assert!(env_var("=x").unwrap_err().contains("no variable name"));
+        assert!(
+            env_var("=x")
+                .unwrap_err()
+                .to_string()
+                .contains("no variable name")
+        );
         assert_eq!(name_value("a=b=c").unwrap(), ("a".into(), "b=c".into()));
         assert!(name_value("novalue").is_err());
         assert!(name_value("=v").is_err());
@@ -172,8 +200,18 @@ mod tests {
         let renamed = preopen(&format!("{here}::/data")).unwrap();
         assert_eq!(renamed.guest, "/data");
         let file = format!("{here}/Cargo.toml");
-        assert!(preopen(&file).unwrap_err().contains("is not a directory"));
-        assert!(preopen("/no/such/dir").unwrap_err().contains("cannot open"));
+        assert!(
+            preopen(&file)
+                .unwrap_err()
+                .to_string()
+                .contains("is not a directory")
+        );
+        assert!(
+            preopen("/no/such/dir")
+                .unwrap_err()
+                .to_string()
+                .contains("cannot open")
+        );
         assert!(preopen(&format!("{here}::")).is_err());
     }
 }

@@ -10,6 +10,7 @@ use reprise_host::policy::chaos::ChaosConfig;
 use reprise_host::policy::{PolicyChoice, ReuseFlags};
 use reprise_host::pool::InstanceLimits;
 use reprise_host::runtime::component::Source;
+use reprise_host::runtime::engine::Allocator;
 use reprise_host::setup::{HostSettings, Setup};
 use std::time::Duration;
 
@@ -51,6 +52,8 @@ pub fn prepare(
         prewarm: args.prewarm,
         concurrent,
         preinit: args.preinit.mode(),
+        // No flag: pooling falls back to on-demand allocation by itself.
+        allocator: Allocator::default(),
     };
     let setup = Setup::prepare(source, settings)?;
     if let Some(chaos) = &setup.chaos {

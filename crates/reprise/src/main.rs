@@ -43,6 +43,19 @@ fn main() -> ExitCode {
     // command's output see the command's.
     let own_info = !matches!(cli.command, cli::Command::Run(_));
     init_tracing(cli.log_format, own_info);
+    // Commands that only print a report: a reader that stops early
+    // (`| head`) ends them quietly, as it ends other Unix tools, instead of
+    // a panic on the next print. (Sockets are unaffected: Rust writes to
+    // them with MSG_NOSIGNAL.)
+    if matches!(cli.command, cli::Command::Check(_) | cli::Command::Hint(_)) {
+        // SAFETY: restoring a signal's default action; no handler runs.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
+    // `check` tells a finding (1) from a check that could not run (2).
+    let failed = match cli.command {
+        cli::Command::Check(_) => ExitCode::from(check::BAD_INPUT),
+        _ => ExitCode::FAILURE,
+    };
     let result = match cli.command {
         cli::Command::Serve(args) => serve::run(args, cli.log_format),
         cli::Command::Run(args) => run::run(args),
@@ -58,7 +71,7 @@ fn main() -> ExitCode {
                 "error: {}",
                 reprise_host::runtime::component::one_line(&error)
             );
-            ExitCode::FAILURE
+            failed
         }
     }
 }

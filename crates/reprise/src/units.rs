@@ -3,11 +3,20 @@
 
 use std::time::Duration;
 
+/// A duration that does not parse, with humantime's reason.
+#[derive(Debug, PartialEq, thiserror::Error)]
+#[error("invalid duration `{text}`: {reason} (write it with a unit, e.g. `500ms`, `30s`, `2m`)")]
+pub struct DurationError {
+    text: String,
+    reason: humantime::DurationError,
+}
+
 /// Parses a duration such as `250ms`, `5s`, `1m 30s`. A bare number is
 /// rejected: `--timeout 5` is ambiguous between seconds and milliseconds.
-pub fn duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| {
-        format!("invalid duration `{text}`: {e} (write it with a unit, e.g. `500ms`, `30s`, `2m`)")
+pub fn duration(text: &str) -> Result<Duration, DurationError> {
+    humantime::parse_duration(text).map_err(|reason| DurationError {
+        text: text.to_string(),
+        reason,
     })
 }
 
@@ -16,32 +25,52 @@ pub fn duration(text: &str) -> Result<Duration, String> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CallTimeout(pub Option<Duration>);
 
+/// Why a `--timeout` value was refused.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum TimeoutError {
+    #[error(transparent)]
+    Duration(#[from] DurationError),
+    /// Zero, which would fail every call; "no limit" is spelled `none`.
+    #[error("a timeout of `{0}` would stop every call at once; write `none` for no limit")]
+    Zero(String),
+}
+
 /// Parses `--timeout`: a duration (`500ms`, `30s`), or `none`. Zero is
 /// refused: it would fail every call, and "no limit" is spelled `none`.
-pub fn call_timeout(text: &str) -> Result<CallTimeout, String> {
+pub fn call_timeout(text: &str) -> Result<CallTimeout, TimeoutError> {
     if text == "none" {
         return Ok(CallTimeout(None));
     }
     let limit = duration(text)?;
     if limit.is_zero() {
-        return Err(format!(
-            "a timeout of `{text}` would stop every call at once; write `none` for no limit"
-        ));
+        return Err(TimeoutError::Zero(text.to_string()));
     }
     Ok(CallTimeout(Some(limit)))
+}
+
+/// Why a byte size was refused; each holds the text as written.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum SizeError {
+    /// Not a number with a known unit.
+    #[error("invalid size `{0}` (write e.g. `64MiB`, `512k`, `1G` or a number of bytes)")]
+    Invalid(String),
+    /// More bytes than a `u64` holds.
+    #[error("size `{0}` is too large")]
+    TooLarge(String),
+    #[error("size `{0}` must be greater than zero")]
+    Zero(String),
 }
 
 /// Parses a byte size: a decimal number with an optional unit. `k`/`m`/`g`
 /// (and `KB`/`MB`/`GB`) are decimal powers of 1000, `KiB`/`MiB`/`GiB` binary
 /// powers of 1024, matching the units operators see in `free` and Kubernetes.
-pub fn size(text: &str) -> Result<u64, String> {
+pub fn size(text: &str) -> Result<u64, SizeError> {
     let trimmed = text.trim();
     let split = trimmed
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(trimmed.len());
     let (number, unit) = trimmed.split_at(split);
-    let invalid =
-        || format!("invalid size `{text}` (write e.g. `64MiB`, `512k`, `1G` or a number of bytes)");
+    let invalid = || SizeError::Invalid(text.to_string());
     let number: u64 = number.parse().map_err(|_| invalid())?;
     let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
@@ -55,9 +84,9 @@ pub fn size(text: &str) -> Result<u64, String> {
     };
     let bytes = number
         .checked_mul(multiplier)
-        .ok_or_else(|| format!("size `{text}` is too large"))?;
+        .ok_or_else(|| SizeError::TooLarge(text.to_string()))?;
     if bytes == 0 {
-        return Err(format!("size `{text}` must be greater than zero"));
+        return Err(SizeError::Zero(text.to_string()));
     }
     Ok(bytes)
 }
@@ -73,7 +102,12 @@ mod tests {
             Ok(CallTimeout(Some(Duration::from_secs(5))))
         );
         assert_eq!(call_timeout("none"), Ok(CallTimeout(None)));
-        assert!(call_timeout("0s").unwrap_err().contains("`none`"));
+        assert!(
+            call_timeout("0s")
+                .unwrap_err()
+                .to_string()
+                .contains("`none`")
+        );
         assert!(call_timeout("5").is_err());
     }
 
@@ -81,7 +115,12 @@ mod tests {
     fn durations_need_units() {
         assert_eq!(duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(duration("2m").unwrap(), Duration::from_secs(120));
-        assert!(duration("5").unwrap_err().contains("with a unit"));
+        assert!(
+            duration("5")
+                .unwrap_err()
+                .to_string()
+                .contains("with a unit")
+        );
     }
 
     #[test]
@@ -94,9 +133,19 @@ mod tests {
 
     #[test]
     fn bad_sizes_are_named() {
-        assert!(size("lots").unwrap_err().contains("`lots`"));
-        assert!(size("12parsecs").unwrap_err().contains("invalid size"));
-        assert!(size("0").unwrap_err().contains("greater than zero"));
+        assert!(size("lots").unwrap_err().to_string().contains("`lots`"));
+        assert!(
+            size("12parsecs")
+                .unwrap_err()
+                .to_string()
+                .contains("invalid size")
+        );
+        assert!(
+            size("0")
+                .unwrap_err()
+                .to_string()
+                .contains("greater than zero")
+        );
         assert!(size("99999999999999999999G").is_err());
     }
 }

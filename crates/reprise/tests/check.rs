@@ -352,3 +352,183 @@ fn function_components_get_token_variation() {
     let (code, out, _) = check_full(&[CHECK_GREETER, "--call", "add(1, 2)", "--seed", "1"]);
     assert_eq!(code, 0, "{out}");
 }
+
+#[test]
+fn a_one_request_script_still_shows_a_leak() {
+    let script = support::scratch_path("one-user.http");
+    std::fs::write(&script, "GET / HTTP/1.1\nX-User: alice\n").unwrap();
+    let script = script.to_str().unwrap();
+    let (code, out, _) = check_full(&[CHECK_FIRST_CALLER, "--script", script, "--seed", "1"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("verdict: leaks between calls"), "{out}");
+    // The long run varies each repetition too, and reports what leaked.
+    let (_, out, _) = check_full(&[
+        CHECK_FIRST_CALLER,
+        "--script",
+        script,
+        "--seed",
+        "1",
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let leaks = report["leaks"].as_array().unwrap();
+    assert!(leaks.iter().any(|l| l["run"] == "long reuse"), "{out}");
+
+    let script = support::scratch_path("one-q.http");
+    std::fs::write(&script, "GET /?q=alice HTTP/1.1\n").unwrap();
+    let script = script.to_str().unwrap();
+    let (code, out, _) = check_full(&[
+        CHECK_P3_AWAIT_STATE,
+        "--script",
+        script,
+        "--seed",
+        "1",
+        "--concurrency",
+        "4",
+        "--json",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_ne!(report["verdict"], "reuse-safe", "{out}");
+    let concurrent: Vec<&serde_json::Value> = report["run_details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["label"].as_str().unwrap().starts_with("concurrent"))
+        .collect();
+    assert!(!concurrent.is_empty(), "{out}");
+    assert!(concurrent.iter().all(|r| r["concurrency"] == 4), "{out}");
+}
+
+#[test]
+fn a_concurrent_finding_is_shrunk_and_replayed_with_its_seed() {
+    let (code, out, _) = check_full(&[CHECK_P3_AWAIT_STATE, "--seed", "1", "--json"]);
+    assert_eq!(code, 1, "{out}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let repro = &report["reproduction"];
+    assert!(
+        repro["from_run"]
+            .as_str()
+            .unwrap()
+            .starts_with("concurrent"),
+        "{out}"
+    );
+    let calls = repro["calls"].as_u64().unwrap();
+    assert!((2..12).contains(&calls), "{out}");
+    let replay = repro["replay"].as_str().unwrap();
+    assert!(replay.contains("--seed 1"), "{replay}");
+    assert!(replay.contains("--concurrency "), "{replay}");
+}
+
+#[test]
+fn a_repro_of_a_full_table_replays_with_its_bound() {
+    let repro = support::scratch_path("table-full-repro.http");
+    let (code, out, _) = check_full(&[
+        CHECK_TABLE_FULL,
+        "--seed",
+        "1",
+        "--repro",
+        repro.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("reproduction: 41 calls (shrunk"), "{out}");
+    let (code, out, _) = check_full(&[
+        CHECK_TABLE_FULL,
+        "--script",
+        repro.to_str().unwrap(),
+        "--seed",
+        "1",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("verdict: breaks under reuse"), "{out}");
+    assert!(
+        out.contains("recommended hint: v1 reuse max-calls=40"),
+        "{out}"
+    );
+    assert!(out.contains("reproduction: 41 calls (shrunk"), "{out}");
+}
+
+// What the CLI adds around the check: exit codes, the printed
+// reproduction, a closed stdout, declared concurrency.
+
+/// Regression: a component whose every call fails on a fresh instance was
+/// rated `reuse-safe` (exit 0): there was nothing to compare reuse against.
+/// A check that cannot run exits 2, as bad input does; a finding exits 1.
+#[test]
+fn a_check_that_cannot_run_exits_2_and_a_finding_1() {
+    let (code, _, err) = check_full(&[INIT_FAILS, "--calls", "20"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("error: every call failed on a fresh instance"),
+        "{err}"
+    );
+    let not_a_component = support::scratch_path("core.wasm");
+    std::fs::write(&not_a_component, b"\0asm\x01\0\0\0").unwrap();
+    let (code, _, err) = check_full(&[not_a_component.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.starts_with("error: ") || err.contains("\nerror: "),
+        "{err}"
+    );
+    let (code, _, _) = check_full(&[COUNTER, "--seed", "1"]);
+    assert_eq!(code, 1);
+}
+
+/// The printed reproduction carries what makes its calls differ: here the
+/// header, which a one-line summary left out.
+#[test]
+fn the_printed_reproduction_shows_headers() {
+    let (code, out, _) = check_full(&[CHECK_FIRST_CALLER, "--seed", "1"]);
+    assert_eq!(code, 1, "{out}");
+    let repro = out.split("reproduction:").nth(1).expect("a reproduction");
+    assert!(repro.contains("  | x-user: "), "{out}");
+}
+
+/// Regression: `reprise check … | head -1` panicked (exit 101) on the
+/// first print after the reader left.
+#[test]
+fn a_reader_that_stops_early_ends_the_check_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = support::reprise()
+        .args(["check", CHECK_FIRST_CALLER, "--seed", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader is gone.
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(output.status.code(), Some(101), "{stderr}");
+}
+
+/// Regression: check's reused instances took up to 16 calls at once even
+/// from a component that declares `max-concurrency=1`; the host never
+/// exceeds what a component declares. Declared so, the p3 component that
+/// keeps state across an await is reuse-safe: its calls never overlap.
+#[test]
+fn check_never_exceeds_the_declared_max_concurrency() {
+    let hinted = support::scratch_path("await-state-serial.wasm");
+    let output = support::run(&[
+        "hint",
+        "set",
+        CHECK_P3_AWAIT_STATE,
+        "v1 reuse max-concurrency=1",
+        "-o",
+        hinted.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let (code, out, err) = check_full(&[hinted.to_str().unwrap(), "--json", "--seed", "3"]);
+    let report: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    for run in report["run_details"].as_array().unwrap() {
+        assert!(run["concurrency"].as_u64().unwrap() <= 1, "{run}");
+    }
+    assert_eq!(report["verdict"], "reuse-safe", "{out}");
+    assert_eq!(code, 0);
+}

@@ -83,3 +83,43 @@ fn an_unopenable_record_file_fails_before_serving() {
     );
     assert!(!stderr.contains("listening on"), "{stderr}");
 }
+
+/// Regression: a request that `reprise check` cannot send (another method,
+/// a Host that is not `NAME[:PORT]`) made the whole recording fail to
+/// replay, and a body left unread was recorded as empty under its original
+/// `content-length`. Such parts are now left out with a comment, and the
+/// recording replays.
+#[test]
+fn a_recording_of_odd_requests_replays_in_check() {
+    use std::io::Write;
+    let file = scratch_path("odd.http");
+    let _ = std::fs::remove_file(&file);
+    let path = file.to_str().unwrap();
+    let server = Server::start(&[reprise_test_programs::HELLO, "--record", path]);
+    for request in [
+        &b"BREW /pot HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nhost: weird host\r\nconnection: close\r\n\r\n",
+        b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
+    ] {
+        let mut stream = server.connect_raw();
+        stream.write_all(request).unwrap();
+        support::read_until_closed(&mut stream);
+    }
+    assert!(server.terminate().success());
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("# not replayable: `BREW`"), "{text}");
+    assert!(
+        text.contains("# header host: a value that is not"),
+        "{text}"
+    );
+    assert!(!text.contains("content-length"), "{text}");
+    let output = run(&["check", reprise_test_programs::HELLO, "--script", path]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("verdict: reuse-safe"), "{stdout}");
+    let _ = std::fs::remove_file(&file);
+}

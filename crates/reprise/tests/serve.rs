@@ -5,6 +5,7 @@ mod support;
 
 use reprise_test_programs::*;
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 use support::{Server, metric, read_until_closed, run, scratch_path};
 
 #[test]
@@ -588,4 +589,104 @@ fn json_logs_are_one_object_per_line() {
         .unwrap_or_else(|| panic!("{messages:?}"));
     assert_eq!(panic["stream"], "stderr");
     assert!(panic["instance"].is_u64(), "{panic}");
+}
+
+/// A p3 call's time limit is its own: one call sleeps for an hour on the
+/// only instance while `/` calls keep arriving on that instance every
+/// 100 ms for 2.5 s; the sleeper is answered with its timeout about 1 s
+/// after it started (no later call extends it), and the other calls are
+/// served meanwhile. A sleeping guest runs no code, so this pins the
+/// per-call expiry `ProxyHandler` enforces, not the epoch deadline that
+/// stops running guest code (`CallDeadlines` has the unit test for that).
+/// Regression: a p3 call answered with its timeout dropped its deadline,
+/// so the guest code still running for it went on until the instance's
+/// backup expiry, which each new request pushes back. Now the overdue
+/// deadline stays and the next epoch check stops the call (awaiting now and
+/// then, so other calls run beside it): its instance is retired as timed
+/// out about 1 s after it started, although a `/` call arrives every
+/// 100 ms.
+#[test]
+fn a_busy_p3_call_is_stopped_at_its_own_deadline_while_new_calls_keep_arriving() {
+    let server = Server::start(&[
+        HALF_BODY_P3,
+        "--timeout",
+        "1s",
+        "--policy",
+        "reuse",
+        "--max-instances",
+        "1",
+        "--admin-addr",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(server.get("/").status, 200);
+    let server = &server;
+    let timed_out = || {
+        let metrics = server.admin_get("/metrics").body;
+        metric(
+            &metrics,
+            "reprise_instances_retired_total{reason=\"timeout\"}",
+        )
+    };
+    std::thread::scope(|scope| {
+        let start = Instant::now();
+        let busy = scope.spawn(move || server.get("/busy"));
+        let mut stopped_after = None;
+        while start.elapsed() < Duration::from_millis(2500) {
+            std::thread::sleep(Duration::from_millis(100));
+            // A call on the instance when it is stopped fails with it.
+            let _ = server.get("/");
+            if stopped_after.is_none() && timed_out() > 0 {
+                stopped_after = Some(start.elapsed());
+            }
+        }
+        assert_eq!(busy.join().unwrap().status, 504);
+        let stopped_after = stopped_after.expect("the busy call was never stopped");
+        assert!(
+            stopped_after < Duration::from_millis(2000),
+            "stopped after {stopped_after:?}"
+        );
+    });
+}
+
+#[test]
+fn a_p3_call_is_cut_at_its_own_deadline_while_new_calls_keep_arriving() {
+    let server = Server::start(&[
+        HALF_BODY_P3,
+        "--timeout",
+        "1s",
+        "--policy",
+        "reuse",
+        "--max-instances",
+        "1",
+        "--expose-instance-id",
+    ]);
+    let first = server.get("/");
+    assert_eq!(first.status, 200, "{}", first.body);
+    let instance = first.instance.expect("--expose-instance-id");
+    let server = &server;
+    std::thread::scope(|scope| {
+        let start = Instant::now();
+        let sleeper = scope.spawn(move || (server.get("/sleep"), start.elapsed()));
+        let mut served_beside = 0;
+        while start.elapsed() < Duration::from_millis(2500) {
+            std::thread::sleep(Duration::from_millis(100));
+            let answer = server.get("/");
+            assert_eq!(answer.status, 200, "{}", answer.body);
+            // Before the sleeper's deadline the instance takes calls
+            // concurrently; after it, the instance takes no more.
+            if answer.instance == Some(instance) && !sleeper.is_finished() {
+                served_beside += 1;
+            }
+        }
+        let (slept, took) = sleeper.join().unwrap();
+        assert_eq!(slept.status, 504, "{}", slept.body);
+        assert!(
+            (Duration::from_millis(900)..Duration::from_millis(2000)).contains(&took),
+            "the sleeper was cut after {took:?}"
+        );
+        assert!(
+            served_beside >= 5,
+            "only {served_beside} calls were served beside the sleeper"
+        );
+    });
 }

@@ -8,6 +8,29 @@ use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+/// Why a GET got no answer, in the few stable words that become the
+/// answer's kind.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NoAnswer {
+    #[error("connect failed ({0:?})")]
+    Connect(ErrorKind),
+    #[error("socket setup failed ({0:?})")]
+    SocketSetup(ErrorKind),
+    #[error("write failed ({0:?})")]
+    Write(ErrorKind),
+    /// No byte of the answer within the timeout.
+    #[error("nothing within {}s", .0.as_secs())]
+    Timeout(Duration),
+    #[error("read failed ({0:?})")]
+    Read(ErrorKind),
+    #[error("closed before answering")]
+    ClosedBeforeAnswering,
+    #[error("closed mid-answer")]
+    ClosedMidAnswer,
+    #[error("not an HTTP answer")]
+    NotHttp,
+}
+
 pub struct Client {
     addr: SocketAddr,
     /// How long an answer may take, and any read of it.
@@ -25,17 +48,17 @@ impl Client {
     }
 
     /// `GET path`: the status and body, or why there was no answer.
-    pub fn get(&mut self, path: &str) -> Result<(u16, Vec<u8>), String> {
+    pub fn get(&mut self, path: &str) -> Result<(u16, Vec<u8>), NoAnswer> {
         let mut connection = match self.connection.take() {
             Some(connection) => connection,
             None => {
                 let stream = TcpStream::connect_timeout(&self.addr, self.timeout)
-                    .map_err(|e| format!("connect failed ({:?})", e.kind()))?;
+                    .map_err(|e| NoAnswer::Connect(e.kind()))?;
                 stream
                     .set_read_timeout(Some(self.timeout))
                     .and_then(|()| stream.set_write_timeout(Some(self.timeout)))
                     .and_then(|()| stream.set_nodelay(true))
-                    .map_err(|e| format!("socket setup failed ({:?})", e.kind()))?;
+                    .map_err(|e| NoAnswer::SocketSetup(e.kind()))?;
                 BufReader::new(stream)
             }
         };
@@ -43,7 +66,7 @@ impl Client {
         connection
             .get_mut()
             .write_all(request.as_bytes())
-            .map_err(|e| format!("write failed ({:?})", e.kind()))?;
+            .map_err(|e| NoAnswer::Write(e.kind()))?;
         let (status, body, keep) = read_response(&mut connection, self.timeout)?;
         if keep {
             self.connection = Some(connection);
@@ -57,17 +80,15 @@ impl Client {
 fn read_response(
     reader: &mut impl BufRead,
     timeout: Duration,
-) -> Result<(u16, Vec<u8>, bool), String> {
+) -> Result<(u16, Vec<u8>, bool), NoAnswer> {
     let failed = |e: std::io::Error| match e.kind() {
-        ErrorKind::WouldBlock | ErrorKind::TimedOut => {
-            format!("nothing within {}s", timeout.as_secs())
-        }
-        ErrorKind::UnexpectedEof => "closed mid-answer".to_string(),
-        kind => format!("read failed ({kind:?})"),
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => NoAnswer::Timeout(timeout),
+        ErrorKind::UnexpectedEof => NoAnswer::ClosedMidAnswer,
+        kind => NoAnswer::Read(kind),
     };
     let mut line = String::new();
     if reader.read_line(&mut line).map_err(failed)? == 0 {
-        return Err("closed before answering".into());
+        return Err(NoAnswer::ClosedBeforeAnswering);
     }
     let mut words = line.split_whitespace();
     let version = words.next().unwrap_or_default().to_string();
@@ -75,28 +96,24 @@ fn read_response(
         .next()
         .and_then(|s| s.parse().ok())
         .filter(|_| version.starts_with("HTTP/1."))
-        .ok_or_else(|| "not an HTTP answer".to_string())?;
+        .ok_or(NoAnswer::NotHttp)?;
     let (mut length, mut chunked, mut close) = (None, false, version == "HTTP/1.0");
     loop {
         line.clear();
         if reader.read_line(&mut line).map_err(failed)? == 0 {
-            return Err("closed mid-answer".into());
+            return Err(NoAnswer::ClosedMidAnswer);
         }
         let header = line.trim_end();
         if header.is_empty() {
             break;
         }
         let Some((name, value)) = header.split_once(':') else {
-            return Err("not an HTTP answer".into());
+            return Err(NoAnswer::NotHttp);
         };
         let value = value.trim().to_ascii_lowercase();
         match name.trim().to_ascii_lowercase().as_str() {
             "content-length" => {
-                length = Some(
-                    value
-                        .parse::<usize>()
-                        .map_err(|_| "not an HTTP answer".to_string())?,
-                )
+                length = Some(value.parse::<usize>().map_err(|_| NoAnswer::NotHttp)?)
             }
             "transfer-encoding" => chunked = value.contains("chunked"),
             "connection" => close = value.contains("close"),
@@ -108,11 +125,10 @@ fn read_response(
         loop {
             line.clear();
             if reader.read_line(&mut line).map_err(failed)? == 0 {
-                return Err("closed mid-answer".into());
+                return Err(NoAnswer::ClosedMidAnswer);
             }
             let size = line.trim_end().split(';').next().unwrap_or_default();
-            let size = usize::from_str_radix(size.trim(), 16)
-                .map_err(|_| "not an HTTP answer".to_string())?;
+            let size = usize::from_str_radix(size.trim(), 16).map_err(|_| NoAnswer::NotHttp)?;
             if size == 0 {
                 // Trailers, up to the empty line.
                 loop {
@@ -147,7 +163,7 @@ mod tests {
     use super::*;
     use std::io::Cursor;
 
-    fn read(text: &str) -> Result<(u16, String, bool), String> {
+    fn read(text: &str) -> Result<(u16, String, bool), NoAnswer> {
         read_response(
             &mut Cursor::new(text.as_bytes().to_vec()),
             Duration::from_secs(1),
@@ -187,14 +203,11 @@ mod tests {
 
     #[test]
     fn no_answer_says_why() {
-        assert_eq!(read(""), Err("closed before answering".into()));
+        assert_eq!(read(""), Err(NoAnswer::ClosedBeforeAnswering));
         assert_eq!(
             read("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nab"),
-            Err("closed mid-answer".into())
+            Err(NoAnswer::ClosedMidAnswer)
         );
-        assert_eq!(
-            read("SSH-2.0-OpenSSH\r\n"),
-            Err("not an HTTP answer".into())
-        );
+        assert_eq!(read("SSH-2.0-OpenSSH\r\n"), Err(NoAnswer::NotHttp));
     }
 }

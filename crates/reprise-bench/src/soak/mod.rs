@@ -265,7 +265,7 @@ fn misbehave(
     while !stop.load(Ordering::Relaxed) {
         let kind = match http.get(path) {
             Ok((status, body)) => answer::classify(status, &String::from_utf8_lossy(&body)),
-            Err(why) => Kind::NoAnswer(why),
+            Err(why) => Kind::NoAnswer(why.to_string()),
         };
         tally.add(kind, 1, started.elapsed());
         std::thread::sleep(PAUSE);

@@ -22,8 +22,8 @@ pub mod vary;
 pub use noise::Pattern;
 pub use runs::{Outcome, Plan, Reproduction, check};
 pub use script::{
-    DEFAULT_CALLS, DEFAULT_SCRIPT, Script, ScriptedCall, ScriptedRequest, parse_http_file,
-    parse_script,
+    DEFAULT_CALLS, DEFAULT_SCRIPT, Script, ScriptedCall, ScriptedRequest, is_http_file,
+    parse_http_file, parse_script,
 };
 pub use vary::{Leak, Sent};
 
@@ -81,6 +81,33 @@ impl Answer {
                 ),
                 ("stdout", printed.clone()),
             ],
+        }
+    }
+}
+
+impl Answer {
+    /// The answer with every `from` in its text replaced by `to`.
+    fn replaced(&self, from: &str, to: &str) -> Answer {
+        match self {
+            Answer::Http {
+                status,
+                content_type,
+                body,
+            } => Answer::Http {
+                status: *status,
+                content_type: content_type.as_ref().map(|c| c.replace(from, to)),
+                body: match std::str::from_utf8(body) {
+                    Ok(text) => Bytes::from(text.replace(from, to)),
+                    Err(_) => body.clone(),
+                },
+            },
+            Answer::Call { result, printed } => Answer::Call {
+                result: match result {
+                    Ok(r) => Ok(r.replace(from, to)),
+                    Err(r) => Err(r.replace(from, to)),
+                },
+                printed: printed.replace(from, to),
+            },
         }
     }
 }
@@ -225,6 +252,34 @@ impl Run {
         }
     }
 
+    /// The values call `index` sent paired with those its script entry
+    /// sent in the run's first repetition, where they differ: a long run
+    /// sends each repetition its own tokens, and the baseline knows only
+    /// the first repetition's.
+    fn retokened(&self, index: usize) -> Vec<(&str, &str)> {
+        let call = &self.calls[index];
+        match (self.kind, self.calls.get(call.entry)) {
+            (RunKind::Long, Some(first)) if first.entry == call.entry => call
+                .sent
+                .iter()
+                .zip(&first.sent)
+                .filter(|(own, reference)| own.value != reference.value)
+                .map(|(own, reference)| (own.value.as_str(), reference.value.as_str()))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Call `index`'s answer as the baseline can judge it: its own tokens
+    /// replaced by those of the first repetition.
+    fn comparable(&self, index: usize) -> Answer {
+        let mut answer = self.calls[index].answer.clone();
+        for (own, reference) in self.retokened(index) {
+            answer = answer.replaced(own, reference);
+        }
+        answer
+    }
+
     /// The 1-based calls that were in flight together with call `index`.
     pub fn in_flight_with(&self, index: usize) -> Vec<usize> {
         let Some(call) = self.calls.get(index) else {
@@ -308,65 +363,44 @@ pub const LEAK_BUDGET: u64 = 64 << 20;
 #[derive(Clone, Debug, Default)]
 pub struct Baseline {
     /// For the script as written (`[0]`) and varied (`[1]`): per entry,
-    /// the first fresh answer, the other fresh answers, and each part's
-    /// pattern.
+    /// every fresh sample and each part's pattern.
     entries: [Vec<EntryBaseline>; 2],
 }
 
 #[derive(Clone, Debug)]
 struct EntryBaseline {
+    /// The first fresh answer, shown as what was expected.
     answer: Answer,
+    /// Every fresh sample's parts, in the order of [`Answer::parts`].
+    samples: Vec<Vec<String>>,
+    /// Every fresh sample, all parts and headers joined.
     fresh_texts: Vec<String>,
+    /// What all samples of each part agree on.
     parts: Vec<(&'static str, Pattern)>,
 }
 
 impl Baseline {
-    /// The baseline the fresh runs among `runs` set.
+    /// The baseline the fresh runs among `runs` set: every fresh call of
+    /// an entry is one sample of its answer, whichever run made it.
     pub fn from_runs(runs: &[Run]) -> Self {
         let mut baseline = Baseline::default();
         for varied in [false, true] {
-            let fresh: Vec<&Run> = runs
+            let mut calls: Vec<Vec<&Observed>> = Vec::new();
+            for run in runs
                 .iter()
                 .filter(|r| r.kind == RunKind::Fresh && r.varied == varied)
-                .collect();
-            let Some(first) = fresh.first() else { continue };
-            let entries = &mut baseline.entries[varied as usize];
-            for call in &first.calls {
-                let parts = call.answer.parts();
-                let others: Vec<&Observed> = fresh[1..]
-                    .iter()
-                    .filter_map(|run| run.calls.iter().find(|c| c.entry == call.entry))
-                    .collect();
-                let patterns = parts
-                    .iter()
-                    .enumerate()
-                    .map(|(index, (name, text))| {
-                        let mut pattern = Pattern::exact(text);
-                        for other in &others {
-                            let theirs = &other.answer.parts()[index].1;
-                            pattern = match (pattern.is_masked(), theirs == text) {
-                                (_, true) => pattern,
-                                _ => Pattern::between(text, theirs),
-                            };
-                        }
-                        (*name, pattern)
-                    })
-                    .collect();
-                let mut fresh_texts = vec![joined(call)];
-                fresh_texts.extend(others.iter().map(|o| joined(o)));
-                if entries.len() <= call.entry {
-                    entries.resize_with(call.entry + 1, || EntryBaseline {
-                        answer: call.answer.clone(),
-                        fresh_texts: Vec::new(),
-                        parts: Vec::new(),
-                    });
+            {
+                for call in &run.calls {
+                    if calls.len() <= call.entry {
+                        calls.resize_with(call.entry + 1, Vec::new);
+                    }
+                    calls[call.entry].push(call);
                 }
-                entries[call.entry] = EntryBaseline {
-                    answer: call.answer.clone(),
-                    fresh_texts,
-                    parts: patterns,
-                };
             }
+            baseline.entries[varied as usize] = calls
+                .iter()
+                .map_while(|samples| EntryBaseline::of(samples))
+                .collect();
         }
         baseline
     }
@@ -375,17 +409,31 @@ impl Baseline {
         self.entries[varied as usize].get(entry)
     }
 
+    /// Fresh samples of script entry `entry`.
+    pub fn samples(&self, varied: bool, entry: usize) -> usize {
+        self.entry(varied, entry).map_or(0, |e| e.samples.len())
+    }
+
     /// Whether `answer` to script entry `entry` matches what fresh
-    /// instances answered, beyond noise (true when there is no baseline).
+    /// instances answered, beyond noise (true when there is no baseline):
+    /// each part equal to that part of some fresh sample, or matching what
+    /// all samples agree on.
     pub fn matches(&self, varied: bool, entry: usize, answer: &Answer) -> bool {
         let Some(base) = self.entry(varied, entry) else {
             return true;
         };
-        answer
-            .parts()
-            .iter()
-            .zip(&base.parts)
-            .all(|((_, text), (_, pattern))| pattern.matches(text))
+        answer.parts().iter().zip(&base.parts).enumerate().all(
+            |(index, ((_, text), (_, pattern)))| {
+                base.samples.iter().any(|s| s[index] == *text) || pattern.matches(text)
+            },
+        )
+    }
+
+    /// Every fresh sample of `entry`, all parts and headers joined.
+    pub fn fresh_texts(&self, varied: bool, entry: usize) -> Vec<String> {
+        self.entry(varied, entry)
+            .map(|e| e.fresh_texts.clone())
+            .unwrap_or_default()
     }
 
     /// The fresh answer to `entry`.
@@ -425,6 +473,35 @@ impl Baseline {
             }
         }
         lines
+    }
+}
+
+impl EntryBaseline {
+    /// The baseline of one entry from its fresh `calls` (none without).
+    fn of(calls: &[&Observed]) -> Option<Self> {
+        let first = calls.first()?;
+        let names: Vec<&'static str> = first.answer.parts().iter().map(|(n, _)| *n).collect();
+        let samples: Vec<Vec<String>> = calls
+            .iter()
+            .map(|c| c.answer.parts().into_iter().map(|(_, text)| text).collect())
+            .collect();
+        let parts = names
+            .iter()
+            .enumerate()
+            .map(|(index, name)| {
+                let texts: Vec<&str> = samples
+                    .iter()
+                    .filter_map(|s| s.get(index).map(String::as_str))
+                    .collect();
+                (*name, Pattern::of(&texts))
+            })
+            .collect();
+        Some(EntryBaseline {
+            answer: first.answer.clone(),
+            fresh_texts: calls.iter().map(|c| joined(c)).collect(),
+            samples,
+            parts,
+        })
     }
 }
 
@@ -482,21 +559,34 @@ pub fn judge(runs: &[Run]) -> Report {
         if let Some(d) = first_divergence(&baseline, run) {
             divergences.push(d);
         }
-        if run.kind != RunKind::Long {
-            let data: Vec<vary::CallData> = run
-                .calls
-                .iter()
-                .map(|call| vary::CallData {
+        let data: Vec<vary::CallData> = run
+            .calls
+            .iter()
+            .enumerate()
+            .map(|(index, call)| {
+                // What fresh instances answered, in this call's own tokens.
+                let retokened = run.retokened(index);
+                let fresh = baseline
+                    .entry(run.varied, call.entry)
+                    .map(|e| {
+                        e.fresh_texts
+                            .iter()
+                            .map(|text| {
+                                retokened.iter().fold(text.clone(), |t, (own, reference)| {
+                                    t.replace(reference, own)
+                                })
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                vary::CallData {
                     sent: &call.sent,
                     answer: call.scanned(),
-                    fresh: baseline
-                        .entry(run.varied, call.entry)
-                        .map(|e| e.fresh_texts.clone())
-                        .unwrap_or_default(),
-                })
-                .collect();
-            leaks.extend(vary::find_leaks(&run.label, &data));
-        }
+                    fresh,
+                }
+            })
+            .collect();
+        leaks.extend(vary::find_leaks(&run.label, &data));
     }
     let mut divergence: Option<Divergence> = None;
     for d in &divergences {
@@ -523,12 +613,21 @@ pub fn judge(runs: &[Run]) -> Report {
         Verdict::ReuseSafe
     };
     // A component that breaks only after many calls on one instance is
-    // reusable for fewer.
+    // reusable for fewer: a reuse or long run whose instance failed at
+    // call k after answering calls 1 to k-1 like the baseline sets the
+    // breaking point k-1, and bounds max-calls if every divergence is such
+    // a failure after at least as many calls.
     let breaking_point = divergences
         .iter()
-        .find(|d| d.kind == RunKind::Long && d.failed)
-        .map(|d| d.succeeded_before);
-    let only_long = divergences.iter().all(|d| d.kind == RunKind::Long);
+        .filter(|d| matches!(d.kind, RunKind::Reuse | RunKind::Long))
+        .filter(|d| d.failed && d.succeeded_before + 1 == d.call)
+        .map(|d| d.succeeded_before)
+        .min();
+    let explained = breaking_point.is_some_and(|calls| {
+        divergences
+            .iter()
+            .all(|d| d.failed && d.succeeded_before >= calls)
+    });
     let leak_bound = memory
         .filter(|m| m.still_growing && m.bytes_per_call > 0.0)
         .map(|leak| {
@@ -540,10 +639,10 @@ pub fn judge(runs: &[Run]) -> Report {
         Some(calls) => format!("v1 reuse max-calls={calls}"),
         None => "v1 reuse".to_string(),
     };
-    let recommended_hint = match verdict {
-        Verdict::ReuseSafe => bounded(leak_bound),
-        Verdict::BreaksUnderReuse if only_long && breaking_point.is_some_and(|calls| calls > 0) => {
-            let calls = breaking_point.unwrap_or(1);
+    let recommended_hint = match (verdict, breaking_point) {
+        (Verdict::ReuseSafe, _) => bounded(leak_bound),
+        // One call per instance is what fresh instances give.
+        (Verdict::BreaksUnderReuse, Some(calls)) if explained && calls > 1 => {
             bounded(Some(leak_bound.map_or(calls, |leak| leak.min(calls))))
         }
         _ => "v1 fresh".to_string(),
@@ -567,18 +666,14 @@ pub fn judge(runs: &[Run]) -> Report {
 
 /// The first call of `run` that answered differently from the baseline.
 pub fn first_divergence(baseline: &Baseline, run: &Run) -> Option<Divergence> {
-    let index = run
-        .calls
-        .iter()
-        .position(|call| !baseline.matches(run.varied, call.entry, &call.answer))?;
+    let like_baseline =
+        |index: usize| baseline.matches(run.varied, run.calls[index].entry, &run.comparable(index));
+    let index = (0..run.calls.len()).find(|&index| !like_baseline(index))?;
     let call = &run.calls[index];
     let expected = baseline.answer(run.varied, call.entry)?.clone();
-    let succeeded_before = run.calls[..index]
-        .iter()
+    let succeeded_before = (0..index)
         .rev()
-        .take_while(|c| {
-            c.instance == call.instance && baseline.matches(run.varied, c.entry, &c.answer)
-        })
+        .take_while(|&before| run.calls[before].instance == call.instance && like_baseline(before))
         .count();
     Some(Divergence {
         call: index + 1,

@@ -1,10 +1,16 @@
-//! Noise: parts of answers that differ between two fresh instances.
+//! Noise: parts of answers that differ between fresh instances.
 //!
-//! Two fresh baselines of the same call agree on everything the component
-//! computes from its input; where they differ (random ids, timestamps),
-//! the answer is noise. A [`Pattern`] keeps what both agree on and puts
-//! `<noise>` where they differ; another answer matches when it has the same
-//! literal parts in the same order, anything at all in place of the noise.
+//! Fresh instances agree on everything the component computes from its
+//! input; where their answers differ (random ids, base64 session keys,
+//! timestamps), the answer is noise. A [`Pattern`] keeps what every fresh
+//! sample agrees on and puts `<noise>` where they differ; another answer
+//! matches when it has the same literal parts in the same order, anything
+//! at all in place of the noise.
+//!
+//! Two samples can agree by chance (two timestamps taken within the same
+//! second, a random choice among three words), so a pattern is only as
+//! good as its samples: `check` takes more fresh samples of a call before
+//! it reports that a reused answer differs (see `runs.rs`).
 
 /// What the text of an answer must look like: literal parts, and noise
 /// that matches anything.
@@ -20,13 +26,19 @@ enum Segment {
 /// The placeholder shown where an answer is masked.
 pub const NOISE: &str = "<noise>";
 
-/// Splits `text` into runs of alphanumeric characters and single other
-/// characters.
+/// Whether `c` belongs to a word: letters, digits and the rest of the
+/// base64 alphabets (`+`, `/`, `_`), so that a random base64 or hex run is
+/// one token however its characters fall, and differs as a whole.
+fn in_word(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '+' | '/' | '_')
+}
+
+/// Splits `text` into words and single other characters.
 fn tokens(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = None;
     for (index, c) in text.char_indices() {
-        if c.is_alphanumeric() {
+        if in_word(c) {
             start.get_or_insert(index);
         } else {
             if let Some(s) = start.take() {
@@ -41,76 +53,193 @@ fn tokens(text: &str) -> Vec<&str> {
     out
 }
 
+/// Token pairs past which aligning two samples token by token costs too
+/// much; the part between their common prefix and suffix is then noise.
+const MAX_ALIGNMENT: usize = 1 << 20;
+
+/// Where, in the first sample's tokens, another sample differs: `noisy[i]`
+/// when token `i` is not in the other, `gap[i]` when the other has tokens
+/// the first lacks right before token `i` (`gap[len]`: at the end).
+struct Mask {
+    noisy: Vec<bool>,
+    gap: Vec<bool>,
+}
+
+impl Mask {
+    fn new(len: usize) -> Self {
+        Mask {
+            noisy: vec![false; len],
+            gap: vec![false; len + 1],
+        }
+    }
+
+    /// Marks where `other` differs from `base`: token by token when they
+    /// have as many tokens, else along their longest common subsequence.
+    fn add<'t>(&mut self, base: &[&'t str], other: &[&'t str]) {
+        if base.len() == other.len() {
+            for (index, (x, y)) in base.iter().zip(other).enumerate() {
+                self.noisy[index] |= x != y;
+            }
+            return;
+        }
+        let prefix = base.iter().zip(other).take_while(|(x, y)| x == y).count();
+        let rest = base.len().min(other.len()) - prefix;
+        let suffix = base
+            .iter()
+            .rev()
+            .zip(other.iter().rev())
+            .take(rest)
+            .take_while(|(x, y)| x == y)
+            .count();
+        let (a, b) = (
+            &base[prefix..base.len() - suffix],
+            &other[prefix..other.len() - suffix],
+        );
+        let mut unmatched = std::collections::HashSet::new();
+        if a.len().saturating_mul(b.len()) > MAX_ALIGNMENT || a.is_empty() || b.is_empty() {
+            self.noisy[prefix..base.len() - suffix].fill(true);
+            self.gap[prefix] |= !b.is_empty();
+            unmatched.extend(a.iter().chain(b));
+        } else {
+            self.align(a, b, prefix, &mut unmatched);
+        }
+        // A run repeated a random number of times (`x,x,x`) lines up with
+        // its shortest sample only in part: the tokens next to the noise
+        // that the other sample has in more or fewer copies are noise too.
+        loop {
+            let mut changed = false;
+            for index in 0..base.len() {
+                let next_to_noise = self.gap[index]
+                    || self.gap[index + 1]
+                    || (index > 0 && self.noisy[index - 1])
+                    || self.noisy.get(index + 1) == Some(&true);
+                if !self.noisy[index] && next_to_noise && unmatched.contains(base[index]) {
+                    self.noisy[index] = true;
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+    }
+
+    /// Marks where `b` differs from `a`, which starts at token `prefix` of
+    /// the base, along their longest common subsequence; the tokens either
+    /// lacks go to `unmatched`.
+    fn align<'t>(
+        &mut self,
+        a: &[&'t str],
+        b: &[&'t str],
+        prefix: usize,
+        unmatched: &mut std::collections::HashSet<&'t str>,
+    ) {
+        // lengths[i][j]: the longest common subsequence of a[i..], b[j..].
+        let width = b.len() + 1;
+        let mut lengths = vec![0u32; (a.len() + 1) * width];
+        for i in (0..a.len()).rev() {
+            for j in (0..b.len()).rev() {
+                lengths[i * width + j] = match a[i] == b[j] {
+                    true => lengths[(i + 1) * width + j + 1] + 1,
+                    false => lengths[(i + 1) * width + j].max(lengths[i * width + j + 1]),
+                };
+            }
+        }
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() || j < b.len() {
+            if i < a.len() && j < b.len() && a[i] == b[j] {
+                (i, j) = (i + 1, j + 1);
+            } else if j == b.len()
+                || (i < a.len() && lengths[(i + 1) * width + j] >= lengths[i * width + j + 1])
+            {
+                self.noisy[prefix + i] = true;
+                unmatched.insert(a[i]);
+                i += 1;
+            } else {
+                self.gap[prefix + i] = true;
+                unmatched.insert(b[j]);
+                j += 1;
+            }
+        }
+    }
+
+    /// A number joined by one punctuation mark to a number that differs is
+    /// part of the same reading (`seconds.nanos`, `12:30:05`,
+    /// `2024-01-01T12:30:05Z`): samples taken within the same second agree
+    /// on its seconds, later ones will not.
+    fn spread_over_readings(&mut self, base: &[&str]) {
+        let numeric = |t: &str| t.bytes().any(|b| b.is_ascii_digit());
+        let joins = |t: &str| matches!(t, "." | ":" | "-");
+        loop {
+            let mut changed = false;
+            for i in 0..base.len() {
+                if self.noisy[i] || !numeric(base[i]) {
+                    continue;
+                }
+                let near = |joint: Option<usize>, other: Option<usize>| {
+                    joint.zip(other).is_some_and(|(joint, other)| {
+                        other < base.len()
+                            && self.noisy[other]
+                            && numeric(base[other])
+                            && joins(base[joint])
+                    })
+                };
+                if near(i.checked_sub(1), i.checked_sub(2)) || near(Some(i + 1), Some(i + 2)) {
+                    self.noisy[i] = true;
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+    }
+}
+
 impl Pattern {
     /// A pattern that matches exactly `text`.
     pub fn exact(text: &str) -> Pattern {
         Pattern(vec![Segment::Literal(text.to_string())])
     }
 
-    /// What two fresh answers `a` and `b` agree on: token by token when
-    /// they have as many tokens, else their common prefix and suffix.
+    /// What two fresh answers `a` and `b` agree on.
     pub fn between(a: &str, b: &str) -> Pattern {
-        if a == b {
-            return Pattern::exact(a);
+        Pattern::of(&[a, b])
+    }
+
+    /// What all fresh answers `samples` agree on: the first sample's
+    /// tokens, each kept where every other sample has it too. Matches
+    /// every sample.
+    pub fn of(samples: &[&str]) -> Pattern {
+        let Some((first, others)) = samples.split_first() else {
+            return Pattern(Vec::new());
+        };
+        if others.iter().all(|other| other == first) {
+            return Pattern::exact(first);
         }
-        let (ta, tb) = (tokens(a), tokens(b));
+        let base = tokens(first);
+        let mut mask = Mask::new(base.len());
+        for other in others.iter().filter(|other| *other != first) {
+            mask.add(&base, &tokens(other));
+        }
+        mask.spread_over_readings(&base);
         let mut segments = Vec::new();
         let mut push = |segment: Segment| match (segments.last_mut(), segment) {
             (Some(Segment::Literal(last)), Segment::Literal(more)) => last.push_str(&more),
             (Some(Segment::Noise), Segment::Noise) => {}
             (_, segment) => segments.push(segment),
         };
-        if ta.len() == tb.len() {
-            let numeric = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
-            let mut noisy: Vec<bool> = ta.iter().zip(&tb).map(|(x, y)| x != y).collect();
-            // A number joined by one punctuation mark to a number that
-            // differs is part of the same reading (`seconds.nanos`,
-            // `12:30:05`): two samples taken within the same second agree on
-            // its seconds, later ones will not.
-            loop {
-                let mut changed = false;
-                for i in 0..ta.len() {
-                    if noisy[i] || !numeric(ta[i]) {
-                        continue;
-                    }
-                    let near = |j: Option<usize>, k: Option<usize>| {
-                        j.zip(k).is_some_and(|(j, k)| {
-                            k < ta.len()
-                                && noisy[k]
-                                && numeric(ta[k])
-                                && matches!(ta[j], "." | ":" | "-" | "T")
-                        })
-                    };
-                    if near(i.checked_sub(1), i.checked_sub(2)) || near(Some(i + 1), Some(i + 2)) {
-                        noisy[i] = true;
-                        changed = true;
-                    }
-                }
-                if !changed {
-                    break;
-                }
+        for index in 0..=base.len() {
+            if mask.gap[index] {
+                push(Segment::Noise);
             }
-            for (x, noisy) in ta.iter().zip(noisy) {
-                push(match noisy {
-                    false => Segment::Literal(x.to_string()),
+            if let Some(token) = base.get(index) {
+                push(match mask.noisy[index] {
+                    false => Segment::Literal(token.to_string()),
                     true => Segment::Noise,
                 });
             }
-        } else {
-            let prefix = ta.iter().zip(&tb).take_while(|(x, y)| x == y).count();
-            let rest = ta.len().min(tb.len()) - prefix;
-            let suffix = ta
-                .iter()
-                .rev()
-                .zip(tb.iter().rev())
-                .take(rest)
-                .take_while(|(x, y)| x == y)
-                .count();
-            push(Segment::Literal(ta[..prefix].concat()));
-            push(Segment::Noise);
-            push(Segment::Literal(ta[ta.len() - suffix..].concat()));
         }
-        segments.retain(|s| !matches!(s, Segment::Literal(l) if l.is_empty()));
         Pattern(segments)
     }
 
@@ -217,6 +346,74 @@ mod tests {
         assert_eq!(pattern.to_string(), "id: <noise> end");
         assert!(pattern.matches("id: anything at all end"));
         assert!(!pattern.matches("id: x"));
+    }
+
+    #[test]
+    fn base64_runs_are_masked_whole() {
+        // `+` and `/` fall anywhere in random base64; each sample splits on
+        // them differently.
+        let samples = [
+            "session 3q2+7w/Ab9kx0PzQ1rT+uVwX\n",
+            "session Zm9vYmFyYmF6cXV4cXV1eGNvcnRl\n",
+            "session a/b+c/d+e/f+g/h+i/j+k/l+\n",
+        ];
+        let pattern = Pattern::between(samples[0], samples[1]);
+        assert_eq!(pattern.to_string(), "session <noise>\n");
+        assert!(samples.iter().all(|s| pattern.matches(s)));
+        assert!(!pattern.matches("count=2\n"));
+    }
+
+    #[test]
+    fn every_sample_shapes_the_pattern() {
+        // Two samples that happen to agree, then one that does not.
+        let samples = [
+            "served by alpha items=x,x\n",
+            "served by alpha items=x,x\n",
+            "served by gamma items=x,x,x\n",
+            "served by beta items=x,x,x,x\n",
+        ];
+        let pattern = Pattern::of(&samples);
+        assert!(pattern.is_masked());
+        assert!(samples.iter().all(|s| pattern.matches(s)), "{pattern}");
+        assert!(pattern.matches("served by beta items=x,x,x\n"), "{pattern}");
+        // No sample had a single item; the count is random all the same.
+        assert!(pattern.matches("served by beta items=x\n"), "{pattern}");
+        let fewer = Pattern::of(&[
+            "served by alpha items=x,x,x,x\n",
+            "served by alpha items=x,x,x\n",
+            "served by alpha items=x,x\n",
+        ]);
+        assert!(fewer.matches("served by alpha items=x\n"), "{fewer}");
+        assert!(!fewer.matches("served by beta items=x\n"), "{fewer}");
+        assert!(!pattern.matches("count=2\n"), "{pattern}");
+        assert!(
+            pattern.to_string().starts_with("served by <noise>"),
+            "{pattern}"
+        );
+    }
+
+    #[test]
+    fn a_timestamp_is_masked_as_one_reading() {
+        let a = "{\"served_at\": \"2024-05-01T12:30:05Z\"}\n";
+        let b = "{\"served_at\": \"2024-05-01T12:30:06Z\"}\n";
+        let pattern = Pattern::of(&[a, a, b]);
+        assert_eq!(
+            pattern.to_string(),
+            "{\"served_at\": \"<noise>-<noise>-<noise>:<noise>:<noise>\"}\n"
+        );
+        assert!(pattern.matches("{\"served_at\": \"2024-05-02T00:00:00Z\"}\n"));
+    }
+
+    #[test]
+    fn a_uuid_differs_as_a_whole() {
+        let a = "id=550e8400-e29b-41d4-a716-446655440000\n";
+        let b = "id=123e4567-e89b-12d3-a456-426614174000\n";
+        let pattern = Pattern::between(a, b);
+        assert_eq!(
+            pattern.to_string(),
+            "id=<noise>-<noise>-<noise>-<noise>-<noise>\n"
+        );
+        assert!(pattern.matches("id=00000000-0000-4000-8000-000000000000\n"));
     }
 
     #[test]

@@ -3,7 +3,10 @@
 
 use super::script::{Script, ScriptedCall, ScriptedRequest};
 use super::shrink::shrink;
-use super::vary::{Sent, Tokens, call_values, request_values, vary_call, vary_request};
+use super::vary::{
+    CallData, Sent, Tokens, call_values, find_leaks, request_values, tokens_in, vary_call,
+    vary_request,
+};
 use super::{Answer, Baseline, LEAK_BUDGET, Observed, Report, Run, RunKind, judge};
 use crate::front::http::{HttpFlavor, HttpFrontEnd, Routing, proxy_pre};
 use crate::front::serial::invoke::parse_invocation;
@@ -14,6 +17,7 @@ use crate::pool::InstanceManager;
 use crate::runtime::guest_output::Printed;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
@@ -68,53 +72,126 @@ struct Variant {
     sent: Vec<Vec<Sent>>,
 }
 
-fn variants(script: &Script, seed: u64, fresh: &InstanceManager) -> [Variant; 2] {
-    let mut tokens = Tokens::new(seed);
-    match script {
-        Script::Http(requests) => {
-            let plain = Variant {
-                script: script.clone(),
-                sent: requests.iter().map(request_values).collect(),
-            };
-            let (varied, sent): (Vec<_>, Vec<_>) = requests
-                .iter()
-                .map(|r| vary_request(r, &mut tokens))
-                .unzip();
-            [
-                plain,
-                Variant {
-                    script: Script::Http(varied),
-                    sent,
-                },
-            ]
-        }
-        Script::Calls(calls) => {
-            let plain = Variant {
-                script: script.clone(),
-                sent: calls.iter().map(|c| call_values(&c.text)).collect(),
-            };
-            let (component, engine) = (fresh.component(), &fresh.engine().engine);
-            let (varied, sent): (Vec<_>, Vec<_>) = calls
-                .iter()
-                .map(|call| {
-                    let (text, sent) = vary_call(&call.text, &mut tokens);
-                    match parse_invocation(component, engine, &text) {
-                        Ok(invocation) if !sent.is_empty() => {
-                            (ScriptedCall { text, invocation }, sent)
-                        }
-                        _ => (call.clone(), call_values(&call.text)),
-                    }
-                })
-                .unzip();
-            [
-                plain,
-                Variant {
-                    script: Script::Calls(varied),
-                    sent,
-                },
-            ]
+/// One call a run makes: the script entry it stands for, as sent.
+struct Step {
+    entry: usize,
+    call: Item,
+    sent: Vec<Sent>,
+}
+
+enum Item {
+    Request(ScriptedRequest),
+    Call(ScriptedCall),
+}
+
+impl Variant {
+    /// Entry `entry`, as sent.
+    fn step(&self, entry: usize) -> Step {
+        let call = match &self.script {
+            Script::Http(requests) => Item::Request(requests[entry].clone()),
+            Script::Calls(calls) => Item::Call(calls[entry].clone()),
+        };
+        Step {
+            entry,
+            call,
+            sent: self.sent[entry].clone(),
         }
     }
+
+    /// Its entries in `order`, as sent.
+    fn steps(&self, order: impl IntoIterator<Item = usize>) -> impl Iterator<Item = Step> {
+        order.into_iter().map(|entry| self.step(entry))
+    }
+
+    /// The entries at `picked`, as a variant of their own.
+    fn pick(&self, picked: &[usize]) -> Variant {
+        Variant {
+            script: self.script.pick(picked),
+            sent: picked.iter().map(|&e| self.sent[e].clone()).collect(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.script.calls_per_run()
+    }
+}
+
+/// Entry `index` of `script` with every value it sends replaced by a new
+/// token: a call whose varied text no longer parses, or that has nothing to
+/// vary, stays as written.
+fn vary_entry(script: &Script, index: usize, tokens: &mut Tokens, fresh: &InstanceManager) -> Step {
+    match script {
+        Script::Http(requests) => {
+            let (request, sent) = vary_request(&requests[index], tokens);
+            Step {
+                entry: index,
+                call: Item::Request(request),
+                sent,
+            }
+        }
+        Script::Calls(calls) => {
+            let call = &calls[index];
+            let (text, sent) = vary_call(&call.text, tokens);
+            let (component, engine) = (fresh.component(), &fresh.engine().engine);
+            match parse_invocation(component, engine, &text) {
+                Ok(invocation) if !sent.is_empty() => Step {
+                    entry: index,
+                    call: Item::Call(ScriptedCall { text, invocation }),
+                    sent,
+                },
+                _ => Step {
+                    entry: index,
+                    call: Item::Call(call.clone()),
+                    sent: call_values(&call.text),
+                },
+            }
+        }
+    }
+}
+
+/// The script as written, and varied: repeated `repeats` times, each
+/// repetition with tokens of its own.
+fn variants(script: &Script, seed: u64, repeats: usize, fresh: &InstanceManager) -> [Variant; 2] {
+    let mut tokens = Tokens::new(seed);
+    let plain = Variant {
+        script: script.clone(),
+        sent: match script {
+            Script::Http(requests) => requests.iter().map(request_values).collect(),
+            Script::Calls(calls) => calls.iter().map(|c| call_values(&c.text)).collect(),
+        },
+    };
+    let n = script.calls_per_run();
+    let steps: Vec<Step> = (0..n * repeats)
+        .map(|i| vary_entry(script, i % n, &mut tokens, fresh))
+        .collect();
+    let sent = steps.iter().map(|s| s.sent.clone()).collect();
+    let varied = match script {
+        Script::Http(_) => Script::Http(
+            steps
+                .into_iter()
+                .filter_map(|s| match s.call {
+                    Item::Request(r) => Some(r),
+                    Item::Call(_) => None,
+                })
+                .collect(),
+        ),
+        Script::Calls(_) => Script::Calls(
+            steps
+                .into_iter()
+                .filter_map(|s| match s.call {
+                    Item::Call(c) => Some(c),
+                    Item::Request(_) => None,
+                })
+                .collect(),
+        ),
+    };
+    [
+        plain,
+        Variant {
+            script: varied,
+            sent,
+        },
+    ]
 }
 
 /// Whether a run goes on after a call.
@@ -184,22 +261,21 @@ async fn send(front: &HttpFrontEnd, request: &ScriptedRequest, position: usize) 
     observed
 }
 
-/// Sends `order`'s entries of `variant` one after another.
+/// Sends `steps` one after another.
 async fn http_serial(
     front: &HttpFrontEnd,
-    variant: &Variant,
-    order: impl Iterator<Item = usize>,
-    mut next: impl FnMut(&Observed, usize) -> Next,
+    steps: impl Iterator<Item = Step>,
+    mut next: impl AsyncFnMut(&Observed, usize) -> Next,
 ) -> (Vec<Observed>, Option<String>) {
-    let Script::Http(requests) = &variant.script else {
-        return (Vec::new(), None);
-    };
     let mut calls = Vec::new();
-    for (position, entry) in order.enumerate() {
-        let mut observed = send(front, &requests[entry], position).await;
-        observed.entry = entry;
-        observed.sent = variant.sent[entry].clone();
-        let decision = next(&observed, position + 1);
+    for (position, step) in steps.enumerate() {
+        let Item::Request(request) = &step.call else {
+            continue;
+        };
+        let mut observed = send(front, request, position).await;
+        observed.entry = step.entry;
+        observed.sent = step.sent;
+        let decision = next(&observed, position + 1).await;
         calls.push(observed);
         if let Next::Stop(why) = decision {
             return (calls, why);
@@ -250,35 +326,33 @@ async fn http_concurrent(
     done.into_iter().map(|(_, observed)| observed).collect()
 }
 
-/// Makes `order`'s calls of `variant` one after another on `manager`'s
-/// instances, as `reprise call` would, under `chaos` when given.
+/// Makes `steps` one after another on `manager`'s instances, as `reprise
+/// call` would, under `chaos` when given; `script` names the functions
+/// they call.
 async fn calls_serial(
     manager: Arc<InstanceManager>,
     chaos: Option<Arc<Chaos>>,
-    variant: &Variant,
-    order: impl Iterator<Item = usize>,
-    mut next: impl FnMut(&Observed, usize) -> Next,
+    script: &Script,
+    steps: impl Iterator<Item = Step>,
+    mut next: impl AsyncFnMut(&Observed, usize) -> Next,
 ) -> anyhow::Result<(Vec<Observed>, Option<String>)> {
-    let Script::Calls(calls) = &variant.script else {
+    let Script::Calls(calls) = script else {
         return Ok((Vec::new(), None));
     };
     // Each export a new instance binds once, however often the script calls
-    // it; `slot[i]` is where entry `i` finds its function.
+    // it; a call finds its function by name.
     let mut distinct: Vec<&ScriptedCall> = Vec::new();
-    let slot: Vec<usize> = calls
+    for call in calls {
+        if !distinct
+            .iter()
+            .any(|d| d.invocation.name == call.invocation.name)
+        {
+            distinct.push(call);
+        }
+    }
+    let names: Vec<&str> = distinct
         .iter()
-        .map(|call| {
-            match distinct
-                .iter()
-                .position(|d| d.invocation.name == call.invocation.name)
-            {
-                Some(index) => index,
-                None => {
-                    distinct.push(call);
-                    distinct.len() - 1
-                }
-            }
-        })
+        .map(|d| d.invocation.name.as_str())
         .collect();
     let binds: Vec<Bind<Func>> = distinct.iter().map(|call| call.invocation.bind()).collect();
     let bind: Bind<Vec<Func>> =
@@ -286,11 +360,17 @@ async fn calls_serial(
     let options = SerialOptions { prewarm: 0, chaos };
     let mut serial = Serial::new(manager, bind, options);
     let mut observed = Vec::new();
-    for (position, entry) in order.enumerate() {
-        let call = &calls[entry];
+    for (position, step) in steps.enumerate() {
+        let Item::Call(call) = &step.call else {
+            continue;
+        };
+        let slot = names
+            .iter()
+            .position(|name| *name == call.invocation.name)
+            .unwrap_or_default();
         let served = serial
             .call(async |store, funcs| {
-                let results = call.invocation.call(store, &funcs[slot[entry]]).await?;
+                let results = call.invocation.call(store, &funcs[slot]).await?;
                 let printed = store.data_mut().printed.as_mut().map(Printed::take);
                 let memory = store.data().memory_bytes().load(Relaxed);
                 Ok((results, printed.unwrap_or_default(), memory))
@@ -320,12 +400,12 @@ async fn calls_serial(
                 None,
             ),
         };
-        let mut call_observed = Observed::serial(position, entry, answer);
+        let mut call_observed = Observed::serial(position, step.entry, answer);
         call_observed.instance = Some(served.instance);
         call_observed.memory = memory;
         call_observed.request = call.text.clone();
-        call_observed.sent = variant.sent[entry].clone();
-        let decision = next(&call_observed, position + 1);
+        call_observed.sent = step.sent.clone();
+        let decision = next(&call_observed, position + 1).await;
         observed.push(call_observed);
         if let Next::Stop(why) = decision {
             serial.finish().await;
@@ -342,25 +422,31 @@ fn chaos(seed: u64) -> anyhow::Result<Arc<Chaos>> {
         .map_err(anyhow::Error::from)
 }
 
-/// Runs the script `order` serially on one manager (`chaos` optional).
+/// Runs `steps` serially on one manager (`chaos` optional); `script` is
+/// the script they come from.
 async fn serial_run(
     manager: &Arc<InstanceManager>,
     chaos: Option<Arc<Chaos>>,
-    variant: &Variant,
-    order: impl Iterator<Item = usize>,
-    next: impl FnMut(&Observed, usize) -> Next,
+    script: &Script,
+    steps: impl Iterator<Item = Step>,
+    next: impl AsyncFnMut(&Observed, usize) -> Next,
 ) -> anyhow::Result<(Vec<Observed>, Option<String>)> {
-    match &variant.script {
+    match script {
         Script::Http(_) => {
             let routing = Routing {
                 chaos,
                 ..Routing::default()
             };
             let front = HttpFrontEnd::new(manager.clone(), routing, false, 0)?;
-            Ok(http_serial(&front, variant, order, next).await)
+            Ok(http_serial(&front, steps, next).await)
         }
-        Script::Calls(_) => calls_serial(manager.clone(), chaos, variant, order, next).await,
+        Script::Calls(_) => calls_serial(manager.clone(), chaos, script, steps, next).await,
     }
+}
+
+/// Every call goes on.
+fn go() -> impl AsyncFnMut(&Observed, usize) -> Next {
+    async |_: &Observed, _: usize| Next::Go
 }
 
 /// The answers of `script` run once, serially, on `manager`: what
@@ -371,10 +457,85 @@ pub async fn answers(
     script: &Script,
     seed: u64,
 ) -> anyhow::Result<Vec<Answer>> {
-    let variants = variants(script, seed, &manager);
-    let n = script.calls_per_run();
-    let (calls, _) = serial_run(&manager, None, &variants[0], 0..n, |_, _| Next::Go).await?;
+    let [plain, _] = variants(script, seed, 1, &manager);
+    let steps = plain.steps(0..plain.len());
+    let (calls, _) = serial_run(&manager, None, script, steps, go()).await?;
     Ok(calls.into_iter().map(|call| call.answer).collect())
+}
+
+/// Fresh samples taken of a call before a reused answer that differs from
+/// its fresh ones counts: two samples can agree by chance (two timestamps
+/// within one second, one of a few random words).
+const CONFIRMING_SAMPLES: usize = 4;
+
+/// Times the long run confirms one entry before it stops there: a
+/// timestamp can cross a minute, then an hour.
+const LONG_CONFIRMATIONS: usize = 3;
+
+/// [`CONFIRMING_SAMPLES`] more fresh answers to entry `entry` of
+/// `variant`, each from a new instance, taken now: after the answer they
+/// judge, so that a reading of the clock moved on.
+async fn confirm(
+    fresh: &Arc<InstanceManager>,
+    variant: &Variant,
+    varied: bool,
+    entry: usize,
+) -> anyhow::Result<Run> {
+    let steps = variant.steps(std::iter::repeat_n(entry, CONFIRMING_SAMPLES));
+    let (calls, _) = serial_run(fresh, None, &variant.script, steps, go()).await?;
+    let label = format!(
+        "fresh samples of call {}{}",
+        entry + 1,
+        if varied { ", varied" } else { "" }
+    );
+    Ok(Run::new(&label, RunKind::Fresh, varied, calls))
+}
+
+/// The (variant, entry) pairs of calls in non-fresh `runs` that answered
+/// unlike the baseline, not in `confirmed`; a call whose answer holds
+/// another call's data is a leak, not noise, and needs no more samples.
+fn unconfirmed(
+    runs: &[Run],
+    baseline: &Baseline,
+    confirmed: &HashSet<(bool, usize)>,
+) -> Vec<(bool, usize)> {
+    let leaks = judge(runs).leaks;
+    let mut pending = Vec::new();
+    for run in runs.iter().filter(|r| r.kind != RunKind::Fresh) {
+        for (index, call) in run.calls.iter().enumerate() {
+            let key = (run.varied, call.entry);
+            let sink = leaks
+                .iter()
+                .any(|l| l.run == run.label && l.to_call == index + 1);
+            if !confirmed.contains(&key)
+                && !sink
+                && !pending.contains(&key)
+                && !baseline.matches(run.varied, call.entry, &run.comparable(index))
+            {
+                pending.push(key);
+            }
+        }
+    }
+    pending
+}
+
+/// A front end for one concurrent run, its first instance already up:
+/// calls that find it ready interleave on it, where a cold start would
+/// spread them over an instance each.
+async fn concurrent_front(reused: &Arc<InstanceManager>) -> anyhow::Result<HttpFrontEnd> {
+    let front = HttpFrontEnd::new(reused.clone(), Routing::default(), false, 0)?;
+    front.warm_up().await?;
+    Ok(front)
+}
+
+/// Calls a concurrent run keeps in flight: `requested`, else the
+/// instance's max concurrency.
+fn concurrency(requested: Option<usize>, reused: &InstanceManager) -> usize {
+    let max = match reused.policy() {
+        crate::policy::Policy::Reuse(bounds) => bounds.max_concurrency.get() as usize,
+        crate::policy::Policy::Fresh => 1,
+    };
+    requested.unwrap_or(max)
 }
 
 /// The runs of a check, judged, and its finding shrunk.
@@ -388,11 +549,18 @@ pub async fn check(
         Script::Http(_) => Some(proxy_pre(&fresh)?.1),
         Script::Calls(_) => None,
     };
-    let variants = variants(script, plan.seed, &fresh);
     let n = script.calls_per_run();
+    let concurrent = flavor == Some(HttpFlavor::P3);
+    let k = concurrency(plan.concurrency, &reused);
+    // The varied script has at least two calls, so one call's tokens can
+    // reach another's answer, and, where calls run concurrently, at least
+    // K, so K can be in flight.
+    let repeats = match concurrent && k >= 2 {
+        true => k.div_ceil(n).max(2usize.div_ceil(n)),
+        false => 2usize.div_ceil(n),
+    };
+    let variants = variants(script, plan.seed, repeats, &fresh);
     let mut runs = Vec::new();
-    let all = || 0..n;
-    let go = |_: &Observed, _: usize| Next::Go;
     // The baselines: each variant fresh, twice.
     for (varied, variant) in variants.iter().enumerate() {
         for label in ["fresh", "fresh again"] {
@@ -400,57 +568,37 @@ pub async fn check(
                 1 => format!("{label}, varied"),
                 _ => label.to_string(),
             };
-            let (calls, _) = serial_run(&fresh, None, variant, all(), go).await?;
+            let steps = variant.steps(0..variant.len());
+            let (calls, _) = serial_run(&fresh, None, &variant.script, steps, go()).await?;
             runs.push(Run::new(&label, RunKind::Fresh, varied == 1, calls));
         }
     }
-    let baseline = Baseline::from_runs(&runs);
     for (varied, variant) in variants.iter().enumerate() {
         let label = ["reuse", "reuse, varied"][varied];
-        let (calls, _) = serial_run(&reused, None, variant, all(), go).await?;
+        let steps = variant.steps(0..variant.len());
+        let (calls, _) = serial_run(&reused, None, &variant.script, steps, go()).await?;
         runs.push(Run::new(label, RunKind::Reuse, varied == 1, calls));
     }
-    // The long run: the script repeated on one instance, until the first
-    // divergence, the call or time budget, or the leak budget.
-    let started = Instant::now();
-    let long_calls = plan.long_calls.max(n);
-    let (calls, stopped) = serial_run(
+    let mut baseline = Baseline::from_runs(&runs);
+    let mut confirmed = HashSet::new();
+    let long = long_run(
+        &fresh,
         &reused,
-        None,
-        &variants[0],
-        (0..long_calls).map(|i| i % n),
-        |call, count| {
-            if !baseline.matches(false, call.entry, &call.answer) {
-                Next::Stop(None)
-            } else if call.memory.is_some_and(|m| m > LEAK_BUDGET) {
-                Next::Stop(Some(format!(
-                    "stopped after {count} of {long_calls} calls: the instance holds more than {} MiB",
-                    LEAK_BUDGET >> 20
-                )))
-            } else if count < long_calls && started.elapsed() > plan.budget {
-                Next::Stop(Some(format!(
-                    "stopped after {count} of {long_calls} calls: the time budget of {:?} ran out",
-                    plan.budget
-                )))
-            } else {
-                Next::Go
-            }
-        },
+        script,
+        &variants[1],
+        plan,
+        &runs,
+        &mut baseline,
     )
     .await?;
-    let mut long = Run::new("long reuse", RunKind::Long, false, calls);
-    long.stopped = stopped;
-    runs.push(long);
+    confirmed.extend(long.1.iter().map(|r| (true, r.calls[0].entry)));
+    runs.push(long.0);
+    runs.extend(long.1);
     // Concurrent runs, where the handler takes concurrent calls.
-    let max = match reused.policy() {
-        crate::policy::Policy::Reuse(bounds) => bounds.max_concurrency.get() as usize,
-        crate::policy::Policy::Fresh => 1,
-    };
-    let k = plan.concurrency.unwrap_or(max).min(n);
-    if flavor == Some(HttpFlavor::P3) && k >= 2 {
+    if concurrent && k >= 2 {
         for i in 0..plan.concurrent_runs as u64 {
             let seed = plan.seed.wrapping_add(i);
-            let front = HttpFrontEnd::new(reused.clone(), Routing::default(), false, 0)?;
+            let front = concurrent_front(&reused).await?;
             let calls = http_concurrent(&front, &variants[1], k, seed).await;
             let mut run = Run::new(
                 &format!("concurrent seed {seed}"),
@@ -465,11 +613,27 @@ pub async fn check(
     }
     for &seed in &plan.chaos_seeds {
         let label = format!("chaos seed {seed}");
-        let (calls, _) = serial_run(&reused, Some(chaos(seed)?), &variants[0], all(), go).await?;
+        let plain = &variants[0];
+        let steps = plain.steps(0..plain.len());
+        let (calls, _) =
+            serial_run(&reused, Some(chaos(seed)?), &plain.script, steps, go()).await?;
         let mut run = Run::new(&label, RunKind::Chaos, false, calls);
         run.seed = Some(seed);
         runs.push(run);
     }
+    // Before a difference counts, more fresh samples of that call.
+    loop {
+        let baseline = Baseline::from_runs(&runs);
+        let pending = unconfirmed(&runs, &baseline, &confirmed);
+        if pending.is_empty() {
+            break;
+        }
+        for (varied, entry) in pending {
+            confirmed.insert((varied, entry));
+            runs.push(confirm(&fresh, &variants[varied as usize], varied, entry).await?);
+        }
+    }
+    let baseline = Baseline::from_runs(&runs);
     let report = judge(&runs);
     let repro = match plan.shrink {
         true => reproduce(&reused, &variants, &runs, &report, &baseline, plan).await?,
@@ -485,8 +649,84 @@ pub async fn check(
     })
 }
 
+/// The long run: the script repeated on one instance, each repetition with
+/// tokens of its own (the first: `varied`'s), until the first divergence
+/// (confirmed with more fresh samples), the call or time budget,
+/// or the leak budget. The run, and the fresh samples it took.
+async fn long_run(
+    fresh: &Arc<InstanceManager>,
+    reused: &Arc<InstanceManager>,
+    script: &Script,
+    varied: &Variant,
+    plan: &Plan,
+    runs: &[Run],
+    baseline: &mut Baseline,
+) -> anyhow::Result<(Run, Vec<Run>)> {
+    let started = Instant::now();
+    let (n, nv) = (script.calls_per_run(), varied.len());
+    let long_calls = plan.long_calls.max(nv);
+    let mut tokens = Tokens::new(plan.seed.rotate_left(32) ^ 0x1095_ca11);
+    let steps = (0..long_calls).map(|i| match i < nv {
+        true => varied.step(i),
+        false => Step {
+            entry: i % nv,
+            ..vary_entry(script, i % n, &mut tokens, fresh)
+        },
+    });
+    let mut samples: Vec<Run> = Vec::new();
+    let mut confirmations = vec![0; nv];
+    // Each token sent so far, and the call (from 1) that sent it.
+    let mut senders: HashMap<String, usize> = HashMap::new();
+    let next = async |call: &Observed, count: usize| {
+        for sent in &call.sent {
+            senders.entry(sent.value.clone()).or_insert(count);
+        }
+        // Another call's token in the answer is a leak, judged with the
+        // run, not noise to sample again; the run goes on.
+        let leaked = call.scanned().iter().any(|(_, text)| {
+            tokens_in(text).any(|token| senders.get(token).is_some_and(|&from| from != count))
+        });
+        let mut answer = call.answer.clone();
+        for (own, reference) in call.sent.iter().zip(&varied.sent[call.entry]) {
+            answer = answer.replaced(&own.value, &reference.value);
+        }
+        while !leaked && !baseline.matches(true, call.entry, &answer) {
+            if confirmations[call.entry] == LONG_CONFIRMATIONS {
+                return Next::Stop(None);
+            }
+            confirmations[call.entry] += 1;
+            match confirm(fresh, varied, true, call.entry).await {
+                Ok(run) => samples.push(run),
+                Err(_) => return Next::Stop(None),
+            }
+            *baseline = Baseline::from_runs(&[runs, &samples[..]].concat());
+        }
+        if call.memory.is_some_and(|m| m > LEAK_BUDGET) {
+            Next::Stop(Some(format!(
+                "stopped after {count} of {long_calls} calls: the instance holds more than {} MiB",
+                LEAK_BUDGET >> 20
+            )))
+        } else if count < long_calls && started.elapsed() > plan.budget {
+            Next::Stop(Some(format!(
+                "stopped after {count} of {long_calls} calls: the time budget of {:?} ran out",
+                plan.budget
+            )))
+        } else {
+            Next::Go
+        }
+    };
+    let (calls, stopped) = serial_run(reused, None, &varied.script, steps, next).await?;
+    let mut long = Run::new("long reuse", RunKind::Long, true, calls);
+    long.stopped = stopped;
+    Ok((long, samples))
+}
+
+/// Replays of a finding that shrinking may make, besides its time budget.
+const SHRINK_REPLAYS: usize = 60;
+
 /// The finding of `report` cut down to the fewest calls that show it on
-/// one reused instance.
+/// one reused instance (and, for a concurrent finding, the fewest in
+/// flight at once, with the same seed).
 async fn reproduce(
     reused: &Arc<InstanceManager>,
     variants: &[Variant; 2],
@@ -505,16 +745,22 @@ async fn reproduce(
         .divergences
         .iter()
         .find(|d| matches!(d.kind, RunKind::Reuse | RunKind::Long));
-    let (run, upto, keep, value) = match (serial_leak, serial_divergence) {
+    let (run, upto, keep, value, breaks_at) = match (serial_leak, serial_divergence) {
         (Some(leak), _) => (
             run_of(&leak.run),
             leak.to_call.max(leak.from_call),
             vec![leak.from_call - 1, leak.to_call - 1],
             Some(leak.value.clone()),
+            None,
         ),
-        (None, Some(d)) => (run_of(&d.run), d.call, vec![d.call - 1], None),
+        (None, Some(d)) => (
+            run_of(&d.run),
+            d.call,
+            vec![d.call - 1],
+            None,
+            (d.failed && d.succeeded_before + 1 == d.call).then_some(d.call),
+        ),
         (None, None) => {
-            // Concurrent or chaos findings replay with their seed, whole.
             let Some(run) = report
                 .leaks
                 .first()
@@ -524,6 +770,10 @@ async fn reproduce(
             else {
                 return Ok(None);
             };
+            if run.kind == RunKind::Concurrent {
+                return reproduce_concurrent(reused, &variants[1], run, baseline, plan).await;
+            }
+            // Chaos findings replay with their seed, whole.
             let variant = &variants[run.varied as usize];
             return Ok(Some(Reproduction {
                 script: variant.script.clone(),
@@ -541,31 +791,32 @@ async fn reproduce(
     let started = Instant::now();
     let varied = run.varied;
     let entry_of = |p: usize| run.calls[p].entry;
-    let shows = async |candidate: &[usize]| -> bool {
-        if started.elapsed() > plan.budget {
-            return false;
+    let mut replays = 0;
+    let shows = async |candidate: &[usize]| -> Option<bool> {
+        if started.elapsed() > plan.budget || replays == SHRINK_REPLAYS {
+            return None;
         }
+        replays += 1;
         let order: Vec<usize> = candidate.iter().map(|&p| entry_of(p)).collect();
         let Ok((calls, _)) =
-            serial_run(reused, None, variant, order.into_iter(), |_, _| Next::Go).await
+            serial_run(reused, None, &variant.script, variant.steps(order), go()).await
         else {
-            return false;
+            return Some(false);
         };
-        let Some(at) = candidate.iter().position(|&p| p == sink) else {
-            return false;
-        };
-        let Some(call) = calls.get(at) else {
-            return false;
-        };
-        match &value {
+        let at = candidate.iter().position(|&p| p == sink)?;
+        let call = calls.get(at)?;
+        Some(match &value {
             Some(value) => call
                 .scanned()
                 .iter()
                 .any(|(_, text)| text.contains(value.as_str())),
             None => !baseline.matches(varied, call.entry, &call.answer),
-        }
+        })
     };
-    let (shrunk, minimal) = shrink(positions, |p| keep.contains(p), shows, 40).await;
+    let (shrunk, finished) = shrink(positions, |p| keep.contains(p), shows).await;
+    // A failure at call k after k-1 good ones needs k calls on one
+    // instance: that many is as short as it gets.
+    let minimal = finished || breaks_at == Some(shrunk.len());
     let entries: Vec<usize> = shrunk.iter().map(|&p| entry_of(p)).collect();
     Ok(Some(Reproduction {
         script: variant.script.pick(&entries),
@@ -573,5 +824,79 @@ async fn reproduce(
         from_calls: upto,
         minimal,
         concurrency: 1,
+    }))
+}
+
+/// Whether the calls of a concurrent replay of `picked` entries of
+/// `varied` show a finding: an answer unlike its fresh one, or a leak.
+fn concurrent_finding(calls: &[Observed], picked: &[usize], baseline: &Baseline) -> bool {
+    let diverges = calls
+        .iter()
+        .zip(picked)
+        .any(|(call, &entry)| !baseline.matches(true, entry, &call.answer));
+    let data: Vec<CallData> = calls
+        .iter()
+        .zip(picked)
+        .map(|(call, &entry)| CallData {
+            sent: &call.sent,
+            answer: call.scanned(),
+            fresh: baseline.fresh_texts(true, entry),
+        })
+        .collect();
+    diverges || !find_leaks("", &data).is_empty()
+}
+
+/// A concurrent finding shrunk: the fewest calls of `run` that still show
+/// it replayed with the run's seed, then the fewest in flight at once.
+async fn reproduce_concurrent(
+    reused: &Arc<InstanceManager>,
+    varied: &Variant,
+    run: &Run,
+    baseline: &Baseline,
+    plan: &Plan,
+) -> anyhow::Result<Option<Reproduction>> {
+    let seed = run.seed.unwrap_or(plan.seed);
+    let started = Instant::now();
+    let mut replays = 0;
+    let mut shows = async |picked: &[usize], k: usize| -> Option<bool> {
+        if started.elapsed() > plan.budget || replays == SHRINK_REPLAYS {
+            return None;
+        }
+        replays += 1;
+        if picked.len() < 2 {
+            return Some(false);
+        }
+        let front = concurrent_front(reused).await.ok()?;
+        let calls = http_concurrent(&front, &varied.pick(picked), k, seed).await;
+        Some(concurrent_finding(&calls, picked, baseline))
+    };
+    let k = run.concurrency;
+    let entries: Vec<usize> = run.calls.iter().map(|c| c.entry).collect();
+    let (picked, mut minimal) = shrink(
+        entries,
+        |_| false,
+        async |p: &[usize]| shows(p, k.min(p.len())).await,
+    )
+    .await;
+    let mut least = k.min(picked.len());
+    for fewer in 2..least {
+        match shows(&picked, fewer).await {
+            Some(true) => {
+                least = fewer;
+                break;
+            }
+            Some(false) => {}
+            None => {
+                minimal = false;
+                break;
+            }
+        }
+    }
+    Ok(Some(Reproduction {
+        script: varied.script.pick(&picked),
+        run: run.label.clone(),
+        from_calls: run.calls.len(),
+        minimal,
+        concurrency: least,
     }))
 }

@@ -8,11 +8,89 @@
 //! WAVE, one per line. Every malformed line is reported as
 //! `script line N: ...`, never a panic.
 
-use crate::front::serial::invoke::{Invocation, parse_invocation};
+use crate::front::serial::invoke::{Invocation, InvokeError, parse_invocation};
 use bytes::Bytes;
 use http::Method;
 use wasmtime::Engine;
 use wasmtime::component::Component;
+
+/// Why a script cannot be run.
+#[derive(Debug, thiserror::Error)]
+pub enum ScriptError {
+    /// One line is malformed; `line` counts from 1, as editors do.
+    #[error("script line {line}: {kind}")]
+    Line { line: usize, kind: LineError },
+    #[error("the script has no requests")]
+    NoRequests,
+    #[error("the script has no calls")]
+    NoCalls,
+    /// The one call of `--call` does not parse.
+    #[error(transparent)]
+    Call(InvokeError),
+}
+
+/// What is wrong with one line of a script; each holds the words it is
+/// about, as written.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    #[error("`{0}` is not an HTTP method (expected one of {methods})", methods = METHODS.join(", "))]
+    UnknownMethod(String),
+    /// A standard method that `http` still refuses.
+    #[error("`{0}` is not an HTTP method")]
+    InvalidMethod(String),
+    /// A path or URL with characters a URI may not hold; `shown` is the
+    /// first few of them.
+    #[error(
+        "`{target}` holds characters a URI may not{}; percent-encode them (`<` is `%3C`)",
+        in_parentheses(.shown)
+    )]
+    UriCharacters { target: String, shown: String },
+    #[error("`{0}` names no host")]
+    NoHost(String),
+    #[error("expected a path starting with `/` or a URL, got `{0}`")]
+    NotATarget(String),
+    #[error("expected a header `Name: value` (or a blank line before the body), got `{0}`")]
+    NotAHeader(String),
+    #[error("`{0}` is not a valid header name")]
+    HeaderName(String),
+    #[error("the value of header `{0}` holds characters a header may not")]
+    HeaderValue(String),
+    /// A line of a one-line script that is not a request.
+    #[error("expected `METHOD /PATH [BODY]`, got `{0}`")]
+    NotARequest(String),
+    /// The first line of a `.http` block that is not a request line.
+    #[error("expected a request line `METHOD PATH-OR-URL [HTTP/1.1]`, got `{0}`")]
+    NotARequestLine(String),
+    #[error("expected `HTTP/1.1` after the URL, got `{0}`")]
+    NotAVersion(String),
+    /// A header where the request line should be.
+    #[error(
+        "expected a request line `METHOD PATH-OR-URL [HTTP/1.1]` before the headers, got `{0}`"
+    )]
+    HeaderFirst(String),
+    /// A `Host` header that would not fit in the request's URI.
+    #[error("`{0}` is not a host (`Host: NAME[:PORT]`)")]
+    NotAHost(String),
+    /// A call that does not parse against the component's exports.
+    #[error(transparent)]
+    Call(InvokeError),
+}
+
+impl LineError {
+    /// This error, on line `line` of the script.
+    fn at(self, line: usize) -> ScriptError {
+        ScriptError::Line { line, kind: self }
+    }
+}
+
+/// ` ("…")` around `shown`, or nothing when it is empty.
+fn in_parentheses(shown: &str) -> String {
+    if shown.is_empty() {
+        String::new()
+    } else {
+        format!(" ({shown:?})")
+    }
+}
 
 /// What a check sends, in order.
 #[derive(Clone, Debug)]
@@ -75,7 +153,7 @@ impl ScriptedRequest {
 
     /// The request as an `http::Request`; fails only for values the
     /// parser would have refused.
-    pub fn to_http<B>(&self, body: B) -> Result<http::Request<B>, String> {
+    pub fn to_http<B>(&self, body: B) -> Result<http::Request<B>, http::Error> {
         let host = self.host.as_deref().unwrap_or("localhost");
         let mut builder = http::Request::builder()
             .method(self.method.clone())
@@ -87,7 +165,7 @@ impl ScriptedRequest {
             }
             builder = builder.header(name.as_str(), value.as_str());
         }
-        builder.body(body).map_err(|e| e.to_string())
+        builder.body(body)
     }
 
     /// The request in the `.http` format (a block without the `###`).
@@ -137,15 +215,19 @@ impl Script {
         text: &str,
         component: &Component,
         engine: &Engine,
-    ) -> Result<Script, String> {
-        if name.ends_with(".http") {
+    ) -> Result<Script, ScriptError> {
+        if is_http_file(name) {
             return parse_http_file(text).map(Script::Http);
         }
         Script::parse(text, component, engine)
     }
 
     /// Parses a script in the one-line formats (requests or calls).
-    pub fn parse(text: &str, component: &Component, engine: &Engine) -> Result<Script, String> {
+    pub fn parse(
+        text: &str,
+        component: &Component,
+        engine: &Engine,
+    ) -> Result<Script, ScriptError> {
         if Script::sends_requests(text) {
             return parse_script(text).map(Script::Http);
         }
@@ -156,11 +238,11 @@ impl Script {
                         text: line.trim().to_string(),
                         invocation,
                     })
-                    .map_err(|e| format!("script line {number}: {e}"))
+                    .map_err(|e| LineError::Call(e).at(number))
             })
             .collect::<Result<Vec<_>, _>>()?;
         if calls.is_empty() {
-            return Err("the script has no calls".to_string());
+            return Err(ScriptError::NoCalls);
         }
         Ok(Script::Calls(calls))
     }
@@ -168,7 +250,7 @@ impl Script {
     /// Whether a script file named `name` holding `text` holds HTTP
     /// requests rather than calls.
     pub fn file_sends_requests(name: &str, text: &str) -> bool {
-        name.ends_with(".http") || Script::sends_requests(text)
+        is_http_file(name) || Script::sends_requests(text)
     }
 
     /// Whether the one-line script `text` holds HTTP requests rather than
@@ -185,8 +267,8 @@ impl Script {
         times: usize,
         component: &Component,
         engine: &Engine,
-    ) -> Result<Script, String> {
-        let invocation = parse_invocation(component, engine, call).map_err(|e| e.to_string())?;
+    ) -> Result<Script, ScriptError> {
+        let invocation = parse_invocation(component, engine, call).map_err(ScriptError::Call)?;
         let call = ScriptedCall {
             text: call.trim().to_string(),
             invocation,
@@ -269,47 +351,42 @@ fn entries(text: &str) -> impl Iterator<Item = (usize, &str)> {
 }
 
 /// `method` if it is a standard HTTP method.
-fn method(number: usize, method: &str) -> Result<Method, String> {
-    if !METHODS.contains(&method) {
-        return Err(format!(
-            "script line {number}: `{method}` is not an HTTP method (expected one of {})",
-            METHODS.join(", ")
-        ));
+/// `method` if it is a standard HTTP method, in any case (`get` is `GET`,
+/// as the `.http` clients read it).
+fn method(method: &str) -> Result<Method, LineError> {
+    let upper = method.to_ascii_uppercase();
+    if !METHODS.contains(&upper.as_str()) {
+        return Err(LineError::UnknownMethod(method.to_string()));
     }
-    Method::from_bytes(method.as_bytes())
-        .map_err(|_| format!("script line {number}: `{method}` is not an HTTP method"))
+    Method::from_bytes(upper.as_bytes()).map_err(|_| LineError::InvalidMethod(method.to_string()))
 }
+
+/// How much of a rejected target an error repeats.
+const SHOWN_TARGET: usize = 80;
 
 /// The path and query of `target` (`/path?q` or `http://host/path?q`),
 /// and the host of an absolute URL.
-fn target(number: usize, target: &str) -> Result<(String, Option<String>), String> {
-    let bad = |target: &str| {
-        let shown: String = target
+fn target(target: &str) -> Result<(String, Option<String>), LineError> {
+    // A fragment is the client's own: no client sends it.
+    let target = target.split_once('#').map_or(target, |(before, _)| before);
+    let bad = |target: &str| LineError::UriCharacters {
+        target: match target.char_indices().nth(SHOWN_TARGET) {
+            Some((end, _)) => format!("{}…", &target[..end]),
+            None => target.to_string(),
+        },
+        shown: target
             .chars()
             .filter(|c| !c.is_ascii_graphic() || "<>\"{}|\\^`".contains(*c))
             .take(3)
-            .collect();
-        let which = if shown.is_empty() {
-            String::new()
-        } else {
-            format!(" ({shown:?})")
-        };
-        format!(
-            "script line {number}: `{target}` holds characters a URI may not{which}; \
-             percent-encode them (`<` is `%3C`)"
-        )
+            .collect(),
     };
-    if let Some(rest) = target
-        .strip_prefix("http://")
-        .or_else(|| target.strip_prefix("https://"))
-    {
+    if target.starts_with("http://") || target.starts_with("https://") {
         let uri: http::Uri = target.parse().map_err(|_| bad(target))?;
         let host = uri
             .authority()
             .map(|a| a.as_str().to_string())
             .filter(|h| !h.is_empty())
-            .ok_or_else(|| format!("script line {number}: `{target}` names no host"))?;
-        let _ = rest;
+            .ok_or_else(|| LineError::NoHost(target.to_string()))?;
         let path = uri
             .path_and_query()
             .map_or("/".to_string(), |p| p.as_str().to_string());
@@ -321,9 +398,7 @@ fn target(number: usize, target: &str) -> Result<(String, Option<String>), Strin
         return Ok((path, Some(host)));
     }
     if !target.starts_with('/') {
-        return Err(format!(
-            "script line {number}: expected a path starting with `/` or a URL, got `{target}`"
-        ));
+        return Err(LineError::NotATarget(target.to_string()));
     }
     // The path must fit in a URI exactly as written.
     let uri: http::Uri = format!("http://localhost{target}")
@@ -336,41 +411,32 @@ fn target(number: usize, target: &str) -> Result<(String, Option<String>), Strin
 }
 
 /// A header line `Name: value`.
-fn header(number: usize, line: &str) -> Result<(String, String), String> {
+fn header(line: &str) -> Result<(String, String), LineError> {
     let Some((name, value)) = line.split_once(':') else {
-        return Err(format!(
-            "script line {number}: expected a header `Name: value` (or a blank line before \
-             the body), got `{line}`"
-        ));
+        return Err(LineError::NotAHeader(line.to_string()));
     };
     let name = name.trim();
     let value = value.trim();
     http::HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| format!("script line {number}: `{name}` is not a valid header name"))?;
-    http::HeaderValue::from_str(value).map_err(|_| {
-        format!(
-            "script line {number}: the value of header `{name}` holds characters a header may not"
-        )
-    })?;
+        .map_err(|_| LineError::HeaderName(name.to_string()))?;
+    http::HeaderValue::from_str(value).map_err(|_| LineError::HeaderValue(name.to_string()))?;
     Ok((name.to_string(), value.to_string()))
 }
 
 /// Parses a script of HTTP requests in the one-line format: one per line,
 /// `METHOD PATH [BODY]`; the body is the rest of the line, sent as is.
 /// Blank lines and `#` comments are skipped.
-pub fn parse_script(text: &str) -> Result<Vec<ScriptedRequest>, String> {
+pub fn parse_script(text: &str) -> Result<Vec<ScriptedRequest>, ScriptError> {
     let mut requests = Vec::new();
     for (number, line) in entries(text) {
         let mut parts = line.splitn(3, ' ');
         let name = parts.next().unwrap_or_default();
         let path = parts.next().unwrap_or_default();
         if !path.starts_with('/') && !path.starts_with("http") {
-            return Err(format!(
-                "script line {number}: expected `METHOD /PATH [BODY]`, got `{line}`"
-            ));
+            return Err(LineError::NotARequest(line.to_string()).at(number));
         }
-        let method = method(number, name)?;
-        let (path, host) = target(number, path)?;
+        let method = method(name).map_err(|e| e.at(number))?;
+        let (path, host) = target(path).map_err(|e| e.at(number))?;
         requests.push(ScriptedRequest {
             method,
             path,
@@ -380,9 +446,16 @@ pub fn parse_script(text: &str) -> Result<Vec<ScriptedRequest>, String> {
         });
     }
     if requests.is_empty() {
-        return Err("the script has no requests".to_string());
+        return Err(ScriptError::NoRequests);
     }
     Ok(requests)
+}
+
+/// Whether a script file named `name` is in the `.http` format: its name
+/// ends in `.http` or `.rest` (REST Client takes both), in any case.
+pub fn is_http_file(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.ends_with(".http") || name.ends_with(".rest")
 }
 
 /// Parses a script in the `.http` format: requests separated by lines
@@ -390,7 +463,7 @@ pub fn parse_script(text: &str) -> Result<Vec<ScriptedRequest>, String> {
 /// [HTTP/1.1]`, header lines `Name: value`, a blank line, then the body up
 /// to the next `###`. Lines starting with `#` or `//` before the body are
 /// comments.
-pub fn parse_http_file(text: &str) -> Result<Vec<ScriptedRequest>, String> {
+pub fn parse_http_file(text: &str) -> Result<Vec<ScriptedRequest>, ScriptError> {
     let mut requests = Vec::new();
     let mut block: Vec<(usize, &str)> = Vec::new();
     let lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
@@ -408,7 +481,7 @@ pub fn parse_http_file(text: &str) -> Result<Vec<ScriptedRequest>, String> {
         requests.push(request);
     }
     if requests.is_empty() {
-        return Err("the script has no requests".to_string());
+        return Err(ScriptError::NoRequests);
     }
     Ok(requests)
 }
@@ -419,7 +492,7 @@ fn is_comment(line: &str) -> bool {
 }
 
 /// One request of a `.http` file, `None` for a block of only comments.
-fn http_block(block: &[(usize, &str)]) -> Result<Option<ScriptedRequest>, String> {
+fn http_block(block: &[(usize, &str)]) -> Result<Option<ScriptedRequest>, ScriptError> {
     let mut lines = block.iter().copied().peekable();
     // The request line: the first that is neither blank nor a comment.
     let request_line = loop {
@@ -435,29 +508,19 @@ fn http_block(block: &[(usize, &str)]) -> Result<Option<ScriptedRequest>, String
         [url] if url.starts_with('/') || url.starts_with("http") => ("GET", *url),
         [name, url] | [name, url, _] => (*name, *url),
         _ => {
-            return Err(format!(
-                "script line {number}: expected a request line `METHOD PATH-OR-URL [HTTP/1.1]`, \
-                 got `{}`",
-                line.trim()
-            ));
+            return Err(LineError::NotARequestLine(line.trim().to_string()).at(number));
         }
     };
     if let [_, _, version] = words.as_slice()
         && !version.starts_with("HTTP/")
     {
-        return Err(format!(
-            "script line {number}: expected `HTTP/1.1` after the URL, got `{version}`"
-        ));
+        return Err(LineError::NotAVersion(version.to_string()).at(number));
     }
     if name.contains(':') {
-        return Err(format!(
-            "script line {number}: expected a request line `METHOD PATH-OR-URL [HTTP/1.1]` \
-             before the headers, got `{}`",
-            line.trim()
-        ));
+        return Err(LineError::HeaderFirst(line.trim().to_string()).at(number));
     }
-    let method = method(number, name)?;
-    let (path, host) = target(number, url)?;
+    let method = method(name).map_err(|e| e.at(number))?;
+    let (path, host) = target(url).map_err(|e| e.at(number))?;
     let mut headers = Vec::new();
     let mut in_body = false;
     let mut body_lines: Vec<&str> = Vec::new();
@@ -469,13 +532,11 @@ fn http_block(block: &[(usize, &str)]) -> Result<Option<ScriptedRequest>, String
         } else if is_comment(line) {
             continue;
         } else {
-            let (name, value) = header(number, line)?;
+            let (name, value) = header(line).map_err(|e| e.at(number))?;
             // The Host is sent in the request's URI too, so it must fit
             // there (`example. HT` is a valid header value, not a host).
             if name.eq_ignore_ascii_case("host") && value.parse::<http::uri::Authority>().is_err() {
-                return Err(format!(
-                    "script line {number}: `{value}` is not a host (`Host: NAME[:PORT]`)"
-                ));
+                return Err(LineError::NotAHost(value).at(number));
             }
             headers.push((name, value));
         }
@@ -510,15 +571,22 @@ mod tests {
         assert_eq!(script[1].method, Method::POST);
         assert_eq!(script[1].path, "/echo");
         assert_eq!(script[1].body, Bytes::from_static(b"hello world"));
-        assert!(parse_script("GET nowhere").unwrap_err().contains("line 1"));
+        assert!(
+            parse_script("GET nowhere")
+                .unwrap_err()
+                .to_string()
+                .contains("line 1")
+        );
         assert!(
             parse_script("G@T /")
                 .unwrap_err()
+                .to_string()
                 .contains("not an HTTP method")
         );
         assert!(
             parse_script("# nothing\n")
                 .unwrap_err()
+                .to_string()
                 .contains("no requests")
         );
         assert!(parse_script(DEFAULT_SCRIPT).unwrap().len() >= 10);
@@ -526,12 +594,14 @@ mod tests {
 
     #[test]
     fn characters_a_uri_may_not_hold_are_an_error_not_a_panic() {
-        let error = parse_script("GET /\nGET /?q=<b>\n").unwrap_err();
+        let error = parse_script("GET /\nGET /?q=<b>\n")
+            .unwrap_err()
+            .to_string();
         assert!(error.starts_with("script line 2: "), "{error}");
         assert!(error.contains("URI may not"), "{error}");
-        let error = parse_http_file("GET /a b c\n").unwrap_err();
+        let error = parse_http_file("GET /a b c\n").unwrap_err().to_string();
         assert!(error.starts_with("script line 1: "), "{error}");
-        let error = parse_script("BREW /pot\n").unwrap_err();
+        let error = parse_script("BREW /pot\n").unwrap_err().to_string();
         assert!(error.contains("`BREW` is not an HTTP method"), "{error}");
     }
 
@@ -597,9 +667,28 @@ mod tests {
             ("# nothing\n", "the script has no requests"),
         ];
         for (text, expected) in cases {
-            let error = parse_http_file(text).unwrap_err();
+            let error = parse_http_file(text).unwrap_err().to_string();
             assert!(error.starts_with(expected), "{text:?}: {error}");
         }
+    }
+
+    /// What `.http` clients accept, check accepts: `.rest` files, any case
+    /// of extension and method, and a fragment (which no client sends).
+    #[test]
+    fn http_files_are_read_as_their_clients_read_them() {
+        for name in ["a.http", "a.rest", "A.HTTP", "dir/b.Rest"] {
+            assert!(is_http_file(name), "{name}");
+        }
+        assert!(!is_http_file("calls.txt"));
+        let requests = parse_http_file("get /a?x=1#frag\n###\npatch /b\n").unwrap();
+        assert_eq!(requests[0].method, Method::GET);
+        assert_eq!(requests[0].path, "/a?x=1");
+        assert_eq!(requests[1].method, Method::PATCH);
+        // A long bad target is not repeated whole.
+        let long = format!("GET /{}<\n", "a".repeat(100_000));
+        let error = parse_http_file(&long).unwrap_err().to_string();
+        assert!(error.len() < 300, "{error}");
+        assert!(error.contains("holds characters a URI may not"), "{error}");
     }
 
     #[test]
@@ -608,7 +697,7 @@ mod tests {
         // parsed, then could not be sent (`to_http` failed).
         for value in ["example. HT", "", "a b", "h/p"] {
             let text = format!("DELETE /items/1\nHost: {value}\n");
-            let error = parse_http_file(&text).unwrap_err();
+            let error = parse_http_file(&text).unwrap_err().to_string();
             assert!(error.starts_with("script line 2: "), "{value:?}: {error}");
             assert!(error.contains("is not a host"), "{value:?}: {error}");
         }

@@ -2,20 +2,19 @@
 //!
 //! Delta debugging (as Hypothesis and proptest shrink a failing case):
 //! drop chunks of calls, then single calls, keeping each removal after
-//! which the finding still shows, within a budget of attempts.
+//! which the finding still shows, for as long as the caller's budget lasts.
 
 /// The smallest sublist of `items` (order kept) for which `shows` still
-/// holds, never dropping the items `keep` says must stay; at most
-/// `attempts` calls of `shows`. Also says whether it finished (the result
-/// is then minimal: dropping any one more item loses the finding).
+/// holds, never dropping the items `keep` says must stay. `shows` answers
+/// `None` once its budget is spent (replays, time); shrinking then stops.
+/// Also says whether it finished (the result is then minimal: dropping any
+/// one more item loses the finding).
 pub async fn shrink<T: Clone>(
     items: Vec<T>,
     keep: impl Fn(&T) -> bool,
-    mut shows: impl AsyncFnMut(&[T]) -> bool,
-    attempts: usize,
+    mut shows: impl AsyncFnMut(&[T]) -> Option<bool>,
 ) -> (Vec<T>, bool) {
     let mut current = items;
-    let mut tried = 0;
     let mut chunk = current.len().div_ceil(2).max(1);
     loop {
         let mut removed_any = false;
@@ -26,16 +25,19 @@ pub async fn shrink<T: Clone>(
                 start = end;
                 continue;
             }
-            if tried >= attempts {
-                return (current, false);
-            }
-            tried += 1;
             let candidate: Vec<T> = current[..start]
                 .iter()
                 .chain(&current[end..])
                 .cloned()
                 .collect();
-            if !candidate.is_empty() && shows(&candidate).await {
+            let shown = match candidate.is_empty() {
+                true => false,
+                false => match shows(&candidate).await {
+                    Some(shown) => shown,
+                    None => return (current, false),
+                },
+            };
+            if shown {
                 current = candidate;
                 removed_any = true;
             } else {
@@ -69,8 +71,7 @@ mod tests {
         let (shrunk, done) = block_on(shrink(
             items,
             |&i| i == 9,
-            async |calls: &[usize]| calls.contains(&3) && calls.ends_with(&[9]),
-            100,
+            async |calls: &[usize]| Some(calls.contains(&3) && calls.ends_with(&[9])),
         ));
         assert_eq!((shrunk, done), (vec![3, 9], true));
     }
@@ -82,8 +83,7 @@ mod tests {
         let (shrunk, done) = block_on(shrink(
             items,
             |&i| i == 8,
-            async |calls: &[usize]| calls.len() >= 6 && calls.ends_with(&[8]),
-            100,
+            async |calls: &[usize]| Some(calls.len() >= 6 && calls.ends_with(&[8])),
         ));
         assert_eq!(shrunk.len(), 6);
         assert!(done);
@@ -98,10 +98,9 @@ mod tests {
             |_| false,
             async |_: &[usize]| {
                 count += 1;
-                false
+                (count <= 7).then_some(false)
             },
-            7,
         ));
-        assert_eq!((shrunk.len(), done, count), (50, false, 7));
+        assert_eq!((shrunk.len(), done, count), (50, false, 8));
     }
 }

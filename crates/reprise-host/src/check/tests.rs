@@ -259,3 +259,114 @@ fn calls_in_flight_together_are_named() {
     assert_eq!(concurrent.in_flight_with(0), [2, 3]);
     assert_eq!(concurrent.in_flight_with(1), [1]);
 }
+
+#[test]
+fn answers_any_fresh_sample_gave_are_not_divergences() {
+    // Two fresh samples agreed by chance; more, taken once reuse answered
+    // differently, show the choice is random. Every sample counts, not
+    // just the last that differs.
+    let fresh = run("fresh", &[(200, "served by alpha", 1, 0)]);
+    let again = run("fresh again", &[(200, "served by alpha", 2, 0)]);
+    let reuse = run("reuse", &[(200, "served by beta", 3, 0)]);
+    let diverging = judge(&[fresh.clone(), again.clone(), reuse.clone()]);
+    assert_eq!(diverging.verdict, Verdict::DependsOnReuse);
+    let samples = run(
+        "fresh samples of call 1",
+        &[
+            (200, "served by gamma", 4, 0),
+            (200, "served by beta", 5, 0),
+            (200, "served by alpha", 6, 0),
+            (200, "queued at alpha", 7, 0),
+        ],
+    );
+    let mut samples = samples;
+    for call in &mut samples.calls {
+        call.entry = 0;
+    }
+    let report = judge(&[fresh, again, reuse, samples.clone()]);
+    assert_eq!(report.verdict, Verdict::ReuseSafe, "{report:?}");
+    assert_eq!(
+        report.masked,
+        ["body of calls 1 (differs between fresh instances): \"<noise> <noise> <noise>\""]
+    );
+    // A counter stays a finding however many samples say `1`.
+    let fresh = run("fresh", &[(200, "1", 1, 0), (200, "1", 2, 0)]);
+    let reuse = run("reuse", &[(200, "1", 3, 0), (200, "2", 3, 0)]);
+    let mut samples = run("fresh samples of call 2", &[(200, "1", 4, 0); 4]);
+    for call in &mut samples.calls {
+        call.entry = 1;
+    }
+    assert_eq!(
+        judge(&[fresh, reuse, samples]).verdict,
+        Verdict::DependsOnReuse
+    );
+}
+
+#[test]
+fn a_reuse_run_that_breaks_after_many_calls_bounds_max_calls() {
+    let fresh = run("fresh", &[(200, "ok", 1, 0); 41]);
+    let mut calls: Vec<(u16, &str, u64, u64)> = vec![(200, "ok", 1, 0); 40];
+    calls.push((500, "failed", 1, 0));
+    let report = judge(&[
+        fresh.clone(),
+        run("reuse", &calls),
+        run("long reuse", &calls),
+    ]);
+    assert_eq!(report.verdict, Verdict::BreaksUnderReuse);
+    assert_eq!(report.breaking_point, Some(40));
+    assert_eq!(report.recommended_hint, "v1 reuse max-calls=40");
+    // Breaking at the second call leaves one call per instance: fresh.
+    let report = judge(&[
+        fresh,
+        run("reuse", &[(200, "ok", 1, 0), (500, "failed", 1, 0)]),
+    ]);
+    assert_eq!(report.breaking_point, Some(1));
+    assert_eq!(report.recommended_hint, "v1 fresh");
+}
+
+#[test]
+fn a_long_run_is_judged_in_each_repetitions_own_tokens() {
+    let sent = |value: String| {
+        vec![Sent {
+            place: "header x-user".into(),
+            value,
+        }]
+    };
+    let token = |i: usize| format!("rpr{i:010}");
+    let fresh = Run::new(
+        "fresh, varied",
+        RunKind::Fresh,
+        true,
+        (0..2)
+            .map(|i| Observed {
+                sent: sent(token(i)),
+                ..Observed::serial(i, i, answer(200, &format!("hello, {}", token(i))))
+            })
+            .collect(),
+    );
+    let again = Run {
+        label: "fresh again, varied".into(),
+        ..fresh.clone()
+    };
+    // Four repetitions of the two calls, each with tokens of its own.
+    let long = |answer_of: &dyn Fn(usize) -> String| {
+        let calls = (0..8)
+            .map(|i| Observed {
+                sent: sent(token(i)),
+                instance: Some(1),
+                ..Observed::serial(i, i % 2, answer(200, &answer_of(i)))
+            })
+            .collect();
+        Run::new("long reuse", RunKind::Long, true, calls)
+    };
+    let echoing = long(&|i| format!("hello, {}", token(i)));
+    let report = judge(&[fresh.clone(), again.clone(), echoing]);
+    assert_eq!(report.verdict, Verdict::ReuseSafe, "{report:?}");
+    // Greeting everyone with the first caller's name is a leak, even where
+    // the first repetition's token is what the baseline expects.
+    let first_caller = long(&|_| format!("hello, {}", token(0)));
+    let report = judge(&[fresh, again, first_caller]);
+    assert_eq!(report.verdict, Verdict::LeaksBetweenCalls, "{report:?}");
+    assert_eq!((report.leaks[0].from_call, report.leaks[0].to_call), (1, 2));
+    assert!(report.leaks.iter().any(|l| l.to_call == 3));
+}

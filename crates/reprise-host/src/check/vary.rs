@@ -12,7 +12,7 @@ use super::script::ScriptedRequest;
 use crate::policy::chaos::SplitMix;
 use bytes::Bytes;
 use rand::Rng as _;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// A value one call sent, and where in the call it was.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -234,9 +234,22 @@ pub fn request_values(request: &ScriptedRequest) -> Vec<Sent> {
     sent
 }
 
+/// Where requests that send nothing to vary get a token, so that a
+/// component keeping per-caller data from the usual carriers shows it:
+/// (header, prefix of its value); a `?q=` query parameter comes too.
+const PROBES: [(&str, &str); 6] = [
+    ("x-user", ""),
+    ("x-user-id", ""),
+    ("x-tenant", ""),
+    ("x-request-id", ""),
+    ("authorization", "Bearer "),
+    ("cookie", "session="),
+];
+
 /// `request` with every value replaced by a fresh token, and the tokens
-/// sent. A request with no value to vary gets a query parameter `q` and a
-/// header `x-user` holding tokens.
+/// sent. A request with no value to vary gets tokens in the usual carriers
+/// of per-caller data: a query parameter `q`, the [`PROBES`] headers and,
+/// for a method that sends one, a text body.
 pub fn vary_request(
     request: &ScriptedRequest,
     tokens: &mut Tokens,
@@ -251,18 +264,40 @@ pub fn vary_request(
         Some(token)
     });
     if sent.is_empty() {
-        let (q, user) = (tokens.token(), tokens.token());
+        let q = tokens.token();
         let separator = if varied.path.contains('?') { '&' } else { '?' };
         varied.path = format!("{}{separator}q={q}", varied.path);
-        varied.headers.push(("x-user".to_string(), user.clone()));
         sent.push(Sent {
             place: "query parameter q".to_string(),
             value: q,
         });
-        sent.push(Sent {
-            place: "header x-user".to_string(),
-            value: user,
-        });
+        for (name, prefix) in PROBES {
+            if varied.header(name).is_some() {
+                continue;
+            }
+            let token = tokens.token();
+            varied
+                .headers
+                .push((name.to_string(), format!("{prefix}{token}")));
+            sent.push(Sent {
+                place: format!("header {name}"),
+                value: token,
+            });
+        }
+        let sends_body = matches!(varied.method.as_str(), "POST" | "PUT" | "PATCH");
+        if sends_body && varied.body.is_empty() {
+            let token = tokens.token();
+            if varied.header("content-type").is_none() {
+                varied
+                    .headers
+                    .push(("content-type".to_string(), "text/plain".to_string()));
+            }
+            varied.body = Bytes::from(token.clone());
+            sent.push(Sent {
+                place: "body".to_string(),
+                value: token,
+            });
+        }
     }
     (varied, sent)
 }
@@ -343,11 +378,23 @@ pub struct CallData<'a> {
     pub fresh: Vec<String>,
 }
 
+/// The tokens [`Tokens`] makes that occur in `text`.
+pub fn tokens_in(text: &str) -> impl Iterator<Item = &str> {
+    const LEN: usize = 13;
+    text.match_indices("rpr").filter_map(move |(at, _)| {
+        let token = text.get(at..at + LEN)?;
+        token[3..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+            .then_some(token)
+    })
+}
+
 /// The leaks in one run: a value sent in exactly one call of the run, at
 /// least [`MIN_EVIDENCE_LEN`] long, found in another call's answer but
 /// not in what fresh instances answered to that call.
 pub fn find_leaks(run: &str, calls: &[CallData]) -> Vec<Leak> {
-    let mut senders: std::collections::HashMap<&str, Vec<usize>> = Default::default();
+    let mut senders: HashMap<&str, Vec<usize>> = HashMap::new();
     for (index, call) in calls.iter().enumerate() {
         for sent in call.sent {
             let entry = senders.entry(sent.value.as_str()).or_default();
@@ -356,39 +403,42 @@ pub fn find_leaks(run: &str, calls: &[CallData]) -> Vec<Leak> {
             }
         }
     }
-    let mut leaks = Vec::new();
-    for (to, call) in calls.iter().enumerate() {
-        for (from, source) in calls.iter().enumerate() {
-            if from == to {
-                continue;
-            }
-            for sent in source.sent {
-                let value = sent.value.as_str();
-                if value.chars().count() < MIN_EVIDENCE_LEN || senders[value].len() != 1 {
-                    continue;
-                }
-                if call.fresh.iter().any(|answer| answer.contains(value)) {
-                    continue;
-                }
-                let Some((place, _)) = call.answer.iter().find(|(_, text)| text.contains(value))
-                else {
-                    continue;
-                };
-                let known = leaks
-                    .iter()
-                    .any(|l: &Leak| l.from_call == from + 1 && l.to_call == to + 1);
-                if !known {
-                    leaks.push(Leak {
-                        run: run.to_string(),
-                        value: value.to_string(),
-                        from_call: from + 1,
-                        from_place: sent.place.clone(),
-                        to_call: to + 1,
-                        to_place: place.clone(),
-                    });
-                }
+    // The evidence: each value one call alone sent, with that call and
+    // where it sent it, in call order.
+    let mut evidence: Vec<(usize, &Sent)> = Vec::new();
+    for (from, call) in calls.iter().enumerate() {
+        for sent in call.sent {
+            let value = sent.value.as_str();
+            if value.chars().count() >= MIN_EVIDENCE_LEN && senders[value].len() == 1 {
+                evidence.push((from, sent));
             }
         }
+    }
+    let mut leaks = Vec::new();
+    let mut known = HashSet::new();
+    for (to, call) in calls.iter().enumerate() {
+        for &(from, sent) in &evidence {
+            let value = sent.value.as_str();
+            if from == to || known.contains(&from) {
+                continue;
+            }
+            let Some((place, _)) = call.answer.iter().find(|(_, text)| text.contains(value)) else {
+                continue;
+            };
+            if call.fresh.iter().any(|answer| answer.contains(value)) {
+                continue;
+            }
+            known.insert(from);
+            leaks.push(Leak {
+                run: run.to_string(),
+                value: value.to_string(),
+                from_call: from + 1,
+                from_place: sent.place.clone(),
+                to_call: to + 1,
+                to_place: place.clone(),
+            });
+        }
+        known.clear();
     }
     leaks
 }
@@ -464,12 +514,41 @@ mod tests {
     }
 
     #[test]
-    fn requests_without_values_get_a_query_parameter_and_a_header() {
+    fn requests_without_values_get_every_usual_carrier_of_caller_data() {
         let request = &parse_script("GET /").unwrap()[0];
         assert!(request_values(request).is_empty());
         let (varied, sent) = vary_request(request, &mut Tokens::new(3));
         assert_eq!(varied.path, format!("/?q={}", sent[0].value));
+        let places: Vec<&str> = sent.iter().map(|s| s.place.as_str()).collect();
+        assert_eq!(
+            places,
+            [
+                "query parameter q",
+                "header x-user",
+                "header x-user-id",
+                "header x-tenant",
+                "header x-request-id",
+                "header authorization",
+                "header cookie",
+            ]
+        );
         assert_eq!(varied.header("x-user"), Some(sent[1].value.as_str()));
+        assert_eq!(varied.header("x-tenant"), Some(sent[3].value.as_str()));
+        assert_eq!(
+            varied.header("authorization"),
+            Some(format!("Bearer {}", sent[5].value).as_str())
+        );
+        assert_eq!(
+            varied.header("cookie"),
+            Some(format!("session={}", sent[6].value).as_str())
+        );
+        // A POST with nothing in it gets a body too.
+        let request = &parse_script("POST /submit").unwrap()[0];
+        let (varied, sent) = vary_request(request, &mut Tokens::new(3));
+        let body = sent.last().unwrap();
+        assert_eq!(body.place, "body");
+        assert_eq!(varied.body, Bytes::from(body.value.clone()));
+        assert_eq!(varied.header("content-type"), Some("text/plain"));
     }
 
     #[test]
@@ -485,6 +564,17 @@ mod tests {
         );
         assert_eq!(call_values(r#"add(1, 2)"#), []);
         assert_eq!(call_values(r#"greet("bob")"#)[0].value, "bob");
+    }
+
+    #[test]
+    fn tokens_are_found_in_text() {
+        let mut tokens = Tokens::new(4);
+        let (a, b) = (tokens.token(), tokens.token());
+        let text = format!("hello {a}, and {b}! rpr rprXYZ");
+        assert_eq!(
+            tokens_in(&text).collect::<Vec<_>>(),
+            [a.as_str(), b.as_str()]
+        );
     }
 
     fn call<'a>(sent: &'a [Sent], body: &str, fresh: &str) -> CallData<'a> {

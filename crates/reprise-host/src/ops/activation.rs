@@ -39,6 +39,31 @@ impl Role {
     }
 }
 
+/// Why the protocol's variables cannot be followed: they contradict each
+/// other or name what Reprise does not know.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ActivationError {
+    #[error("LISTEN_PID is not a process id: {0:?}")]
+    Pid(String),
+    #[error("LISTEN_FDS is not a number: {0:?}")]
+    Count(String),
+    #[error("LISTEN_FDS is implausibly large: {0}")]
+    TooMany(usize),
+    #[error("LISTEN_FDNAMES names {names} sockets but LISTEN_FDS passes {count}")]
+    NameCount { names: usize, count: usize },
+    #[error("socket activation passed a socket named `{0}`; Reprise knows `http` and `admin`")]
+    UnknownName(String),
+    /// More than two sockets with no names to tell them apart.
+    #[error(
+        "socket activation passed {0} sockets; without the names `http` and `admin` \
+         (FileDescriptorName=, --fdname=) Reprise takes at most two: the application \
+         port, then the admin endpoint"
+    )]
+    TooManyUnnamed(usize),
+    #[error("socket activation passed more than one socket named `{}`", .0.name())]
+    Duplicate(Role),
+}
+
 /// Which descriptor serves which role, as the environment says.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Assignment {
@@ -47,16 +72,13 @@ pub struct Assignment {
 }
 
 impl Assignment {
-    fn set(&mut self, role: Role, fd: RawFd) -> Result<(), String> {
+    fn set(&mut self, role: Role, fd: RawFd) -> Result<(), ActivationError> {
         let slot = match role {
             Role::Http => &mut self.http,
             Role::Admin => &mut self.admin,
         };
         if slot.replace(fd).is_some() {
-            return Err(format!(
-                "socket activation passed more than one socket named `{}`",
-                role.name()
-            ));
+            return Err(ActivationError::Duplicate(role));
         }
         Ok(())
     }
@@ -70,7 +92,7 @@ pub fn parse(
     listen_fds: Option<&str>,
     listen_fdnames: Option<&str>,
     own_pid: u32,
-) -> Result<Option<Assignment>, String> {
+) -> Result<Option<Assignment>, ActivationError> {
     let Some(fds) = listen_fds else {
         return Ok(None);
     };
@@ -82,19 +104,19 @@ pub fn parse(
     let pid: u32 = pid
         .trim()
         .parse()
-        .map_err(|_| format!("LISTEN_PID is not a process id: {pid:?}"))?;
+        .map_err(|_| ActivationError::Pid(pid.to_string()))?;
     if pid != own_pid {
         return Ok(None);
     }
     let count: usize = fds
         .trim()
         .parse()
-        .map_err(|_| format!("LISTEN_FDS is not a number: {fds:?}"))?;
+        .map_err(|_| ActivationError::Count(fds.to_string()))?;
     if count == 0 {
         return Ok(None);
     }
     if count > 64 {
-        return Err(format!("LISTEN_FDS is implausibly large: {count}"));
+        return Err(ActivationError::TooMany(count));
     }
     let fd = |i: usize| LISTEN_FDS_START + i as RawFd;
     let names: Vec<&str> = listen_fdnames
@@ -108,25 +130,19 @@ pub fn parse(
     let mut assignment = Assignment::default();
     if names.iter().any(|name| known(name).is_some()) {
         if names.len() != count {
-            return Err(format!(
-                "LISTEN_FDNAMES names {} sockets but LISTEN_FDS passes {count}",
-                names.len()
-            ));
+            return Err(ActivationError::NameCount {
+                names: names.len(),
+                count,
+            });
         }
         for (i, name) in names.iter().enumerate() {
-            let role = known(name).ok_or_else(|| {
-                format!("socket activation passed a socket named `{name}`; Reprise knows `http` and `admin`")
-            })?;
+            let role = known(name).ok_or_else(|| ActivationError::UnknownName(name.to_string()))?;
             assignment.set(role, fd(i))?;
         }
     } else {
         // Unnamed (or named after the unit, systemd's default): by position.
         if count > 2 {
-            return Err(format!(
-                "socket activation passed {count} sockets; without the names `http` and `admin` \
-                 (FileDescriptorName=, --fdname=) Reprise takes at most two: the application \
-                 port, then the admin endpoint"
-            ));
+            return Err(ActivationError::TooManyUnnamed(count));
         }
         assignment.set(Role::Http, fd(0))?;
         if count == 2 {
@@ -165,8 +181,7 @@ pub fn take() -> anyhow::Result<Inherited> {
         fds.as_deref(),
         names.as_deref(),
         std::process::id(),
-    )
-    .map_err(anyhow::Error::msg)?;
+    )?;
     let Some(assignment) = assignment else {
         if fds.is_some() {
             tracing::debug!("LISTEN_FDS is set for another process (LISTEN_PID {pid:?}); ignored");
@@ -245,7 +260,10 @@ mod tests {
 
     const PID: u32 = 4242;
 
-    fn assigned(http: Option<RawFd>, admin: Option<RawFd>) -> Result<Option<Assignment>, String> {
+    fn assigned(
+        http: Option<RawFd>,
+        admin: Option<RawFd>,
+    ) -> Result<Option<Assignment>, ActivationError> {
         Ok(Some(Assignment { http, admin }))
     }
 
@@ -279,7 +297,9 @@ mod tests {
             parse(Some("4242"), Some("2"), unit, PID),
             assigned(Some(3), Some(4))
         );
-        let err = parse(Some("4242"), Some("3"), None, PID).unwrap_err();
+        let err = parse(Some("4242"), Some("3"), None, PID)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("at most two"), "{err}");
     }
 
@@ -302,18 +322,28 @@ mod tests {
 
     #[test]
     fn inconsistent_variables_are_errors() {
-        let err = parse(Some("4242"), Some("2"), Some("http"), PID).unwrap_err();
+        let err = parse(Some("4242"), Some("2"), Some("http"), PID)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("names 1 sockets but LISTEN_FDS passes 2"),
             "{err}"
         );
-        let err = parse(Some("4242"), Some("2"), Some("http:metrics"), PID).unwrap_err();
+        let err = parse(Some("4242"), Some("2"), Some("http:metrics"), PID)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`metrics`"), "{err}");
-        let err = parse(Some("4242"), Some("2"), Some("http:http"), PID).unwrap_err();
+        let err = parse(Some("4242"), Some("2"), Some("http:http"), PID)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("more than one socket named `http`"), "{err}");
-        let err = parse(Some("4242"), Some("two"), None, PID).unwrap_err();
+        let err = parse(Some("4242"), Some("two"), None, PID)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("LISTEN_FDS is not a number"), "{err}");
-        let err = parse(Some("me"), Some("1"), None, PID).unwrap_err();
+        let err = parse(Some("me"), Some("1"), None, PID)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("LISTEN_PID"), "{err}");
     }
 

@@ -136,8 +136,10 @@ pub struct IoPerturbation {
     /// Wait before the call is admitted, so concurrent calls arrive in a
     /// random order.
     pub admit: Pause,
-    /// Seed for the re-chunking of this call's bodies.
-    pub seed: u64,
+    /// Seed for the re-chunking of this call's request body.
+    pub request_seed: u64,
+    /// Seed for the re-chunking of this call's response body.
+    pub response_seed: u64,
 }
 
 /// The seeded source of every chaos decision.
@@ -170,26 +172,34 @@ impl Chaos {
     pub fn decide(&self, call: u64) -> Decision {
         let p = self.config.probability;
         let seed = self.config.seed;
-        let mut io = stream(seed, call, Stream::Io);
         Decision {
             slot: stream(seed, call, Stream::Slot).random_range(0..INSTANCES),
             reinstantiate: stream(seed, call, Stream::Reinstantiate).random_bool(p),
             victim: stream(seed, call, Stream::Victim).random(),
-            io: io.random_bool(p).then(|| IoPerturbation {
-                admit: Pause::draw(&mut io, MAX_ADMIT_DELAY),
-                seed: io.random(),
-            }),
+            io: stream(seed, call, Stream::PerturbIo)
+                .random_bool(p)
+                .then(|| IoPerturbation {
+                    admit: Pause::draw(&mut stream(seed, call, Stream::Admit), MAX_ADMIT_DELAY),
+                    request_seed: stream(seed, call, Stream::RequestBody).random(),
+                    response_seed: stream(seed, call, Stream::ResponseBody).random(),
+                }),
         }
     }
 }
 
-/// The perturbations chaos draws for a call, each from its own stream.
+/// The perturbations chaos draws for a call, each from its own stream. A
+/// variant's position is its stream, so new ones go last: moving one would
+/// change every seed's replay.
 #[derive(Clone, Copy)]
 enum Stream {
     Slot,
     Reinstantiate,
     Victim,
-    Io,
+    /// Whether the call's I/O is perturbed at all.
+    PerturbIo,
+    Admit,
+    RequestBody,
+    ResponseBody,
 }
 
 /// The generator of one perturbation for one call, independent of every
@@ -201,8 +211,9 @@ fn stream(seed: u64, call: u64, perturbation: Stream) -> SplitMix {
 
 /// SplitMix64: statistically sound for choosing timings and slots, and a
 /// few instructions to seed, where a cryptographic generator spends
-/// hundreds on its first block. A call draws four streams, so that
-/// difference is the chaos mode's per-request cost.
+/// hundreds on its first block. A call draws four streams (seven when its
+/// I/O is perturbed), so that difference is the chaos mode's per-request
+/// cost.
 pub struct SplitMix(u64);
 
 impl SplitMix {
@@ -371,41 +382,78 @@ mod tests {
     /// would silently change what every recorded seed replays.
     #[test]
     fn golden_decisions_of_a_few_seeds() {
-        let summary = |seed: u64| -> String {
+        let placement = |seed: u64| -> String {
             let c = chaos(0.3, seed);
             (0..8)
                 .map(|i| {
                     let d = c.decide(i);
-                    format!(
-                        "{}{}{}",
-                        d.slot,
-                        if d.reinstantiate { "r" } else { "-" },
-                        match d.io.map(|io| io.admit) {
-                            None => "-".to_string(),
-                            Some(Pause::Yield(n)) => format!("y{n}"),
-                            Some(Pause::Sleep(_)) => "s".to_string(),
-                        }
-                    )
+                    format!("{}{}", d.slot, if d.reinstantiate { "r" } else { "-" })
                 })
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        assert_eq!(summary(1), "1r- 1r- 0r- 0-- 0ry4 1-y0 1ry0 1r-");
-        assert_eq!(summary(1234), "0rs 0r- 1r- 0-y1 0-- 1r- 0-y1 0ry1");
+        assert_eq!(placement(1), "1r 1r 0r 0- 0r 1- 1r 1r");
+        assert_eq!(placement(1234), "0r 0r 1r 0- 0- 1r 0- 0r");
         assert_eq!(chaos(0.3, 5).decide(3).victim, 13308518329170764190);
+    }
+
+    /// The I/O decisions of a few seeds, pinned like the placements: which
+    /// calls are perturbed, each one's admission pause, and the top 16 bits
+    /// of its request and response body seeds.
+    #[test]
+    fn golden_io_decisions_of_a_few_seeds() {
+        let io = |probability: f64, seed: u64| -> String {
+            let c = chaos(probability, seed);
+            (0..8)
+                .map(|i| match c.decide(i).io {
+                    None => "-".to_string(),
+                    Some(io) => format!(
+                        "{}:{:04x}:{:04x}",
+                        match io.admit {
+                            Pause::Yield(n) => format!("y{n}"),
+                            Pause::Sleep(d) => format!("s{}", d.as_micros()),
+                        },
+                        io.request_seed >> 48,
+                        io.response_seed >> 48,
+                    ),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(
+            io(0.3, 1),
+            "- - - - y0:debf:105d y2:1272:b91b y4:5878:52ba -"
+        );
+        assert_eq!(
+            io(0.3, 1234),
+            "y1:0ce2:5648 - - y3:26ac:9350 - - y0:74d0:870b y1:1733:4717"
+        );
+        assert_eq!(
+            io(1.0, 18),
+            "y0:cef5:ec24 s4:c223:19f1 y2:f1e5:7c1a y0:f2d5:643e \
+             y4:18b8:450c y1:7501:f463 y1:4e81:b556 y0:e364:6772"
+        );
     }
 
     #[test]
     fn each_perturbation_draws_from_its_own_stream() {
         // Changing the probability changes which calls re-instantiate and
-        // which are perturbed, but never which slot a call lands on or which
-        // busy instance is the victim.
+        // which are perturbed, but never which slot a call lands on, which
+        // busy instance is the victim, or how a call perturbed either way
+        // is perturbed.
         let low = chaos(0.1, 77);
         let high = chaos(0.9, 77);
+        let mut both_perturbed = 0;
         for i in 0..100 {
             let (a, b) = (low.decide(i), high.decide(i));
             assert_eq!((a.slot, a.victim), (b.slot, b.victim), "call {i}");
+            if let (Some(a), Some(b)) = (a.io, b.io) {
+                assert_eq!(a, b, "call {i}");
+                assert_ne!(a.request_seed, a.response_seed, "call {i}");
+                both_perturbed += 1;
+            }
         }
+        assert!(both_perturbed > 0);
     }
 
     #[test]

@@ -9,12 +9,13 @@ pub mod metrics;
 mod set;
 mod warm;
 
+pub use crate::runtime::limits::InstanceLimits;
 pub use set::{Bind, Lifecycle, Pool, Pooled};
 
 use crate::policy::{CallDeadlines, CallToken, Policy, Retirement};
 use crate::pool::metrics::Metrics;
 use crate::runtime::component::one_line;
-use crate::runtime::engine::{DEFAULT_MAX_INSTANCES, EngineHandle, YIELD_TICKS};
+use crate::runtime::engine::{EngineHandle, YIELD_TICKS};
 use crate::runtime::init::InitExport;
 use crate::runtime::instance::{GuestEnvironment, InstanceId, InstanceSlot, InstanceState};
 use crate::runtime::linker::linker;
@@ -24,28 +25,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, Instance, InstancePre};
 use wasmtime::{AsContextMut, Store, UpdateDeadline};
-
-/// Limits the operator sets.
-#[derive(Clone, Debug)]
-pub struct InstanceLimits {
-    /// Hard cap on one instance's linear memory, in bytes; growing past it traps.
-    pub max_memory: Option<u64>,
-    /// Wall-clock limit on one call (and on instantiation).
-    pub timeout: Option<Duration>,
-    /// Instances alive at once (serving, idle or warm); creating one more
-    /// waits until one ends.
-    pub max_instances: usize,
-}
-
-impl Default for InstanceLimits {
-    fn default() -> Self {
-        Self {
-            max_memory: None,
-            timeout: None,
-            max_instances: DEFAULT_MAX_INSTANCES,
-        }
-    }
-}
 
 /// A holder of instances that are alive but not serving (parked between
 /// calls, or pre-warmed). When a call needs room for a new instance and
@@ -57,15 +36,28 @@ pub trait Reclaim: Send + Sync {
 }
 
 /// One concurrent call's entry in its instance's deadlines, removed when
-/// the call ends.
+/// the call ends in time.
 pub struct DeadlineGuard {
     deadlines: Arc<Mutex<CallDeadlines>>,
-    token: CallToken,
+    /// `None` once the deadline passed: the entry stays.
+    token: Option<CallToken>,
+}
+
+impl DeadlineGuard {
+    /// The call's deadline passed. Its client is answered with the timeout,
+    /// but the guest task may run on (wasmtime 48 cannot cancel one task):
+    /// the overdue entry stays, so the instance's next epoch check stops
+    /// it, and the instance with it.
+    pub fn passed(mut self) {
+        self.token = None;
+    }
 }
 
 impl Drop for DeadlineGuard {
     fn drop(&mut self) {
-        self.deadlines.lock().unwrap().end(self.token);
+        if let Some(token) = self.token {
+            self.deadlines.lock().unwrap().end(token);
+        }
     }
 }
 
@@ -331,7 +323,10 @@ impl InstanceManager {
             .get_or_init(Arc::default)
             .clone();
         let token = deadlines.lock().unwrap().start(Instant::now() + timeout);
-        Some(DeadlineGuard { deadlines, token })
+        Some(DeadlineGuard {
+            deadlines,
+            token: Some(token),
+        })
     }
 
     /// Creates an instance in `store` (from [`Self::new_store`]) and

@@ -16,8 +16,9 @@
 //! takes them for good and reports their end ([`Pool::take`], then
 //! [`Pool::ended`]: `ProxyHandler`'s p3 workers, which run many calls per
 //! instance themselves). Either way admission is [`Policy::admit`], the
-//! deadline is armed by the manager, metrics are counted here, and an
-//! instance ends with a typed [`Retirement`].
+//! deadline is armed by the manager, metrics are counted here (a call's
+//! start by the pool itself, its end when the front end reports it with
+//! [`Pool::call_ended`]), and an instance ends with a typed [`Retirement`].
 
 use super::warm::Warmer;
 use super::{InstanceManager, Reclaim};
@@ -337,6 +338,20 @@ impl<E: Send + 'static> Pool<E> {
         metrics.calls.fetch_add(1, Relaxed);
         if previous > 0 {
             metrics.reused_calls.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Counts the end of a call, the one place front ends report it:
+    /// `latency` from accepting the call to its answer (an HTTP response
+    /// head, an export's return) when the front end times it, and whether
+    /// the call's caller saw it fail.
+    pub fn call_ended(&self, latency: Option<Duration>, failed: bool) {
+        let metrics = self.0.manager.metrics();
+        if let Some(latency) = latency {
+            metrics.call_latency.observe(latency);
+        }
+        if failed {
+            metrics.call_errors.fetch_add(1, Relaxed);
         }
     }
 

@@ -5,6 +5,7 @@
 //! compiler backtrace.
 
 use crate::runtime::engine::{Allocator, EngineHandle, EngineOptions};
+use crate::runtime::failure::wasmtime48_texts;
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::RecvTimeoutError;
@@ -267,8 +268,11 @@ fn load_on(
         Err(LoadError::Invalid {
             source_name,
             message,
-        }) if engine.allocator == Allocator::Pooling && exceeds_pool(&message) => {
-            if options.max_memory.is_some() && message.contains("memory has a minimum byte size") {
+        }) if engine.allocator == Allocator::Pooling
+            && wasmtime48_texts::exceeds_pool(&message) =>
+        {
+            if options.max_memory.is_some() && wasmtime48_texts::memory_starts_above_slot(&message)
+            {
                 let detail = message.rsplit(": ").next().unwrap_or(&message).to_string();
                 return Err(LoadError::MemoryAboveCap {
                     source_name,
@@ -286,12 +290,6 @@ fn load_on(
         }
         compiled => Ok((engine, compiled?)),
     }
-}
-
-/// Whether wasmtime refused a component because of the pool's slot limits.
-/// Wasmtime reports this only as text, so the test is on its wording.
-fn exceeds_pool(message: &str) -> bool {
-    message.contains("pooling allocator")
 }
 
 /// Joins an error chain into one line, the form the CLI prints.
@@ -394,6 +392,39 @@ mod tests {
         assert!(message.contains("--max-memory"), "{message}");
         assert!(message.contains("test.wasm"), "{message}");
         assert!(load(&options, &component_with(1, 1), &source()).is_ok());
+    }
+
+    /// The pool's refusals, made by wasmtime 48's compiler on a pooling
+    /// engine: a table too big for a slot, and (under `--max-memory`) a
+    /// memory that starts above the slot's size. Pins the words
+    /// [`wasmtime48_texts`] matches.
+    #[test]
+    fn wasmtime48s_pool_refusals_are_recognized_by_their_words() {
+        let refusal = |options: &EngineOptions, bytes: &[u8]| {
+            let engine = EngineHandle::new(options).unwrap();
+            assert_eq!(engine.allocator, Allocator::Pooling);
+            match compile(&engine.engine, bytes, &source()) {
+                Err(LoadError::Invalid { message, .. }) => message,
+                Err(other) => panic!("{other}"),
+                Ok(_) => panic!("the pool took the component"),
+            }
+        };
+        let table = refusal(&EngineOptions::default(), &component_with(1, 200_000));
+        assert!(wasmtime48_texts::exceeds_pool(&table), "{table}");
+        assert!(
+            !wasmtime48_texts::memory_starts_above_slot(&table),
+            "{table}"
+        );
+        let capped = EngineOptions {
+            max_memory: Some(64 * 1024),
+            ..EngineOptions::default()
+        };
+        let memory = refusal(&capped, &component_with(4, 1));
+        assert!(wasmtime48_texts::exceeds_pool(&memory), "{memory}");
+        assert!(
+            wasmtime48_texts::memory_starts_above_slot(&memory),
+            "{memory}"
+        );
     }
 
     #[test]

@@ -14,9 +14,10 @@ use std::time::Duration;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How instance memory is allocated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Allocator {
     /// Pre-reserved slots: instantiation in microseconds.
+    #[default]
     Pooling,
     /// `mmap` per instance: slower to instantiate, no up-front reservation.
     OnDemand,

@@ -5,14 +5,17 @@
 //! is told (an HTTP status, an exit code) and one line for the log. They all
 //! derive from [`CallError`], so no caller matches message text.
 //!
-//! The one text match left is [`CallError::from_wasmtime`]'s for
-//! `ProxyHandler`'s "never set a response" error, which
-//! `wasmtime_wasi_http` 48 creates from a string; a test pins its wording.
+//! Wasmtime 48 makes a few errors from text alone, with no type to find:
+//! `ProxyHandler`'s "never set a response", and the compiler's refusals of
+//! a component that does not fit the pooling allocator's slots. Every match
+//! on their words is in [`wasmtime48_texts`], each pinned by a test that
+//! makes the error with the real engine.
 
 use crate::policy::Retirement;
 use http::StatusCode;
 use wasmtime::WasmBacktrace;
 use wasmtime_wasi::I32Exit;
+use wasmtime48_texts::NO_RESPONSE;
 
 /// Why a call produced no answer.
 #[derive(Debug, thiserror::Error)]
@@ -50,11 +53,6 @@ pub enum CallError {
     Shutdown,
 }
 
-/// `wasmtime_wasi_http`'s words for a p2 call that ended without calling
-/// `response-outparam.set`, which users search for; Reprise's own p2 driver
-/// says the same.
-pub const NO_RESPONSE: &str = "guest never invoked `response-outparam::set` method";
-
 /// A memory growth refused by the instance's cap: the error the store's
 /// limiter raises, so it is recognized by type wherever it surfaces.
 #[derive(Clone, Copy, Debug, thiserror::Error)]
@@ -90,8 +88,7 @@ impl CallError {
                 return CallError::GuestErrorCode(code);
             }
         }
-        // `ProxyHandler` makes this error from text, with no type to find.
-        if error.chain().any(|cause| cause.to_string() == NO_RESPONSE) {
+        if error.chain().any(wasmtime48_texts::is_no_response) {
             let trapped = error.chain().count() > 1;
             return CallError::NoResponse(trapped.then_some(error));
         }
@@ -164,6 +161,44 @@ impl CallError {
     }
 }
 
+/// Every match on the words of a wasmtime error, for the errors wasmtime 48
+/// makes from text with no type to recognize them by. Each is wasmtime 48's
+/// wording, pinned by a test that gets the error from the real engine, so
+/// an upgrade that rewords one fails that test instead of quietly
+/// misclassifying the failure.
+pub mod wasmtime48_texts {
+    /// `wasmtime_wasi_http::handler`'s error for a p2 call under
+    /// `ProxyHandler` that ended without calling `response-outparam.set`.
+    /// Users search for these words, so Reprise's own p2 driver says the
+    /// same.
+    pub const NO_RESPONSE: &str = "guest never invoked `response-outparam::set` method";
+
+    /// In the compiler's refusal of a component that does not fit the
+    /// pooling allocator's slots (memory, table or instance size).
+    const POOLING_ALLOCATOR: &str = "pooling allocator";
+
+    /// In that refusal when it is a linear memory whose initial size is
+    /// above the slot's (derived from `--max-memory`).
+    const MEMORY_MINIMUM: &str = "memory has a minimum byte size";
+
+    /// Whether `cause` is `ProxyHandler`'s "never set a response" error.
+    pub fn is_no_response(cause: &(dyn std::error::Error + 'static)) -> bool {
+        cause.to_string() == NO_RESPONSE
+    }
+
+    /// Whether a compile error (as one line) is a refusal by the pooling
+    /// allocator's slot limits.
+    pub fn exceeds_pool(message: &str) -> bool {
+        message.contains(POOLING_ALLOCATOR)
+    }
+
+    /// Whether a pool refusal (as one line) is for a memory that starts
+    /// above the slot's size.
+    pub fn memory_starts_above_slot(message: &str) -> bool {
+        message.contains(MEMORY_MINIMUM)
+    }
+}
+
 /// The wasi:http error code (p2 or p3) `cause` is, if it is one.
 fn guest_error_code(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
     use wasmtime_wasi_http::{p2, p3};
@@ -193,6 +228,22 @@ fn summary(error: &anyhow::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::Policy;
+    use crate::pool::{InstanceLimits, InstanceManager};
+    use crate::runtime::component::{Source, load};
+    use crate::runtime::engine::EngineOptions;
+    use crate::runtime::instance::InstanceState;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+    use std::time::Instant;
+    use wasmtime::component::GuestTaskId;
+    use wasmtime::{Store, StoreContextMut};
+    use wasmtime_wasi_http::handler::{
+        HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept, WorkerExpiration,
+        WorkerState, WorkerStatus,
+    };
+    use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 
     #[test]
     fn failures_are_classified_by_type_under_context() {
@@ -235,6 +286,113 @@ mod tests {
             matches!(&answered, CallError::GuestErrorCode(code) if code.contains("HttpRequestDenied"))
         );
         assert_eq!(answered.retirement(), None);
+    }
+
+    /// A p2 handler that returns without setting its response. It declares
+    /// a stream type, an async feature, so [`load`] gives it an engine with
+    /// concurrency support: the engine on which Reprise serves a p2
+    /// component through `ProxyHandler`.
+    const SETS_NO_RESPONSE: &str = r#"(component
+        (type (stream u8))
+        (import "wasi:http/types@0.2.12" (instance $types
+            (export "incoming-request" (type (sub resource)))
+            (export "response-outparam" (type (sub resource)))))
+        (alias export $types "incoming-request" (type $request))
+        (alias export $types "response-outparam" (type $out))
+        (core module $m (func (export "handle") (param i32 i32)))
+        (core instance $i (instantiate $m))
+        (func $handle (param "request" (own $request)) (param "response-out" (own $out))
+            (canon lift (core func $i "handle")))
+        (instance $handler (export "handle" (func $handle)))
+        (export "wasi:http/incoming-handler@0.2.12" (instance $handler)))"#;
+
+    /// The smallest `ProxyHandler` state: a fresh instance of `pre` per
+    /// worker, never expired, taking every request.
+    struct FreshInstances {
+        manager: Arc<InstanceManager>,
+        pre: ProxyPre<InstanceState>,
+    }
+
+    struct NeverExpires;
+
+    struct TakesAll;
+
+    impl HandlerState for FreshInstances {
+        type StoreData = InstanceState;
+        type WorkerExpiration = NeverExpires;
+        type WorkerState = TakesAll;
+
+        async fn instantiate(
+            &self,
+        ) -> wasmtime::Result<Instance<InstanceState, NeverExpires, TakesAll>> {
+            let mut store = self.manager.new_store(self.manager.slot().await)?;
+            Ok(Instance {
+                proxy: self.pre.instantiate_async(&mut store).await?,
+                store,
+                view: <InstanceState as WasiHttpView>::http,
+                expiration: NeverExpires,
+                state: TakesAll,
+            })
+        }
+    }
+
+    impl WorkerExpiration for NeverExpires {
+        fn poll(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: WorkerStatus,
+            _: Instant,
+        ) -> Poll<()> {
+            Poll::Pending
+        }
+    }
+
+    impl WorkerState for TakesAll {
+        type StoreData = InstanceState;
+        type RequestData = ();
+
+        fn should_accept_request(&self, _: usize, _: usize) -> ShouldAccept {
+            ShouldAccept::Yes
+        }
+
+        fn on_request_start(
+            &self,
+            _: StoreContextMut<'_, InstanceState>,
+            _: (),
+            _: GuestTaskId,
+        ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+            Box::pin(std::future::pending())
+        }
+
+        fn drop(&self, _: Store<InstanceState>, _: wasmtime::Result<()>) {}
+    }
+
+    /// The no-response error as `wasmtime_wasi_http` 48's `ProxyHandler`
+    /// really makes it, for a p2 guest that returns without setting a
+    /// response: pins the words [`wasmtime48_texts::is_no_response`]
+    /// matches. The error is taken from `ProxyHandler` itself because past
+    /// it, in the HTTP front end, a missed match would not show: a trap
+    /// gets the same status and retirement as no response.
+    #[tokio::test]
+    async fn proxy_handlers_real_no_response_error_is_recognized() {
+        let bytes = wat::parse_str(SETS_NO_RESPONSE).unwrap();
+        let source = Source::File("sets-no-response.wasm".into());
+        let (engine, component) = load(&EngineOptions::default(), &bytes, &source).unwrap();
+        assert!(engine.engine.get_concurrency_support());
+        let manager =
+            InstanceManager::new(engine, component, InstanceLimits::default(), Policy::Fresh)
+                .unwrap();
+        let manager = Arc::new(manager);
+        let (pre, _) = crate::front::http::proxy_pre(&manager).unwrap();
+        let handler = ProxyHandler::new(FreshInstances { manager, pre });
+        let request = http::Request::get("http://localhost/")
+            .body(WasiBody::default())
+            .unwrap();
+        let error = handler.handle((), request).await.unwrap_err();
+        let unset = CallError::from_wasmtime(error);
+        assert!(matches!(unset, CallError::NoResponse(None)), "{unset}");
+        assert_eq!(unset.retirement(), Some(Retirement::Trap));
+        assert_eq!(unset.http_answer().0, StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     /// `wasmtime_wasi_http` 48's p2 handler reports a call that set no

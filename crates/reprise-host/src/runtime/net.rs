@@ -46,18 +46,37 @@ pub enum NetTarget {
     Host(String, Option<u16>),
 }
 
-impl FromStr for NetTarget {
-    type Err = String;
+/// Why an `--allow-net` value names no target; each holds the value as
+/// written.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NetTargetError {
+    #[error("an empty target (write `IP`, `IP:PORT`, `CIDR`, `HOST[:PORT]` or `*`)")]
+    Empty,
+    /// A CIDR whose address part is not an IP address.
+    #[error("`{text}`: `{ip}` is not an IP address")]
+    CidrAddress { text: String, ip: String },
+    #[error("`{text}`: the prefix length must be 0 to {max}")]
+    CidrPrefix { text: String, max: u8 },
+    #[error("`{text}`: `{port}` is not a port number")]
+    Port { text: String, port: String },
+    /// Port 0, which a connection cannot be made to.
+    #[error("`{0}`: port 0 names no service")]
+    PortZero(String),
+    /// Neither an address nor a valid host name.
+    #[error("`{0}` is not `IP`, `IP:PORT`, `CIDR`, `HOST[:PORT]` or `*`")]
+    Unrecognized(String),
+}
 
-    fn from_str(text: &str) -> Result<Self, String> {
+impl FromStr for NetTarget {
+    type Err = NetTargetError;
+
+    fn from_str(text: &str) -> Result<Self, NetTargetError> {
         let text = text.trim();
         if text == "*" {
             return Ok(NetTarget::Any);
         }
         if text.is_empty() {
-            return Err(
-                "an empty target (write `IP`, `IP:PORT`, `CIDR`, `HOST[:PORT]` or `*`)".into(),
-            );
+            return Err(NetTargetError::Empty);
         }
         if let Ok(addr) = text.parse::<SocketAddr>() {
             return Ok(NetTarget::Addr(
@@ -73,22 +92,27 @@ impl FromStr for NetTarget {
             return Ok(NetTarget::Addr(ip, None));
         }
         if let Some((ip, prefix)) = text.split_once('/') {
-            let ip: IpAddr = ip
-                .parse()
-                .map_err(|_| format!("`{text}`: `{ip}` is not an IP address"))?;
+            let ip: IpAddr = ip.parse().map_err(|_| NetTargetError::CidrAddress {
+                text: text.to_string(),
+                ip: ip.to_string(),
+            })?;
             let max = if ip.is_ipv4() { 32 } else { 128 };
             let prefix = prefix
                 .parse::<u8>()
                 .ok()
                 .filter(|&p| p <= max)
-                .ok_or_else(|| format!("`{text}`: the prefix length must be 0 to {max}"))?;
+                .ok_or_else(|| NetTargetError::CidrPrefix {
+                    text: text.to_string(),
+                    max,
+                })?;
             return Ok(NetTarget::Cidr(ip, prefix));
         }
         let (host, port) = match text.rsplit_once(':') {
             Some((host, port)) => {
-                let port = port
-                    .parse::<u16>()
-                    .map_err(|_| format!("`{text}`: `{port}` is not a port number"))?;
+                let port = port.parse::<u16>().map_err(|_| NetTargetError::Port {
+                    text: text.to_string(),
+                    port: port.to_string(),
+                })?;
                 (host, Some(nonzero_port(port, text)?))
             }
             None => (text, None),
@@ -102,9 +126,7 @@ impl FromStr for NetTarget {
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         };
         if host.is_empty() || host.len() > 253 || !host.split('.').all(valid_label) {
-            return Err(format!(
-                "`{text}` is not `IP`, `IP:PORT`, `CIDR`, `HOST[:PORT]` or `*`"
-            ));
+            return Err(NetTargetError::Unrecognized(text.to_string()));
         }
         // `10.0.0.1.` (with the root's dot) is still the address, not a
         // name: as a name it would print as `10.0.0.1`, another target.
@@ -115,9 +137,9 @@ impl FromStr for NetTarget {
     }
 }
 
-fn nonzero_port(port: u16, text: &str) -> Result<u16, String> {
+fn nonzero_port(port: u16, text: &str) -> Result<u16, NetTargetError> {
     if port == 0 {
-        Err(format!("`{text}`: port 0 names no service"))
+        Err(NetTargetError::PortZero(text.to_string()))
     } else {
         Ok(port)
     }

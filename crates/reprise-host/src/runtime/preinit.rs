@@ -21,10 +21,10 @@
 //!
 //! [`snapshot`] is the whole step; `setup.rs` decides when to take it.
 
-use crate::pool::InstanceLimits;
 use crate::runtime::engine::{EngineHandle, YIELD_TICKS};
 use crate::runtime::init::{INTERFACE, InitExport};
 use crate::runtime::instance::{GuestEnvironment, InstanceSlot, InstanceState};
+use crate::runtime::limits::InstanceLimits;
 use crate::runtime::linker::linker;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -9,14 +9,16 @@
 //! policy before each request ([`WorkerState::should_accept_request`]) and
 //! reports each instance's end to it ([`WorkerState::drop`]). p2 sets, whose
 //! calls each take a whole instance, lease an instance per request on the
-//! request's own task (`direct.rs`).
+//! request's own task ([`Dispatch::serve_direct`], over `direct.rs`'s driver,
+//! which knows the pool but not this module).
 //!
 //! Neither driver chooses *which* instance serves a call (any available one
 //! takes the next request); features that need that choice keep several
 //! sets and pick one (see `route.rs`).
 
+use super::direct;
 use crate::policy::{Admit, Phase, Policy, Retirement};
-use crate::pool::{InstanceManager, Lifecycle, Pool, Pooled};
+use crate::pool::{DeadlineGuard, InstanceManager, Lifecycle, Pool, Pooled};
 use crate::runtime::failure::CallError;
 use crate::runtime::instance::{InstanceId, InstanceState};
 use std::future::Future;
@@ -30,15 +32,15 @@ use wasmtime::component::GuestTaskId;
 use wasmtime::{Store, StoreContextMut};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::handler::{
-    HandlerState, Instance, Proxy, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState,
-    WorkerStatus,
+    HandlerState, Instance, Proxy, ProxyPre, Request, Response, ShouldAccept, WorkerExpiration,
+    WorkerState, WorkerStatus,
 };
 
 /// The [`HandlerState`] of Reprise's HTTP front end: a pool of the
 /// component's handler. Cheap to clone.
 #[derive(Clone)]
 pub struct Dispatch {
-    pub(super) pool: Pool<Proxy>,
+    pool: Pool<Proxy>,
 }
 
 pub(super) type ProxyInstance = Instance<InstanceState, Expiration, Worker>;
@@ -62,6 +64,32 @@ impl Dispatch {
 
     pub fn pool(&self) -> &Pool<Proxy> {
         &self.pool
+    }
+
+    /// Serves `request` on an instance of this (p2) set, leased for the
+    /// call on the request's own task.
+    pub(super) async fn serve_direct(
+        &self,
+        ticket: Arc<CallTicket>,
+        request: Request,
+    ) -> Result<Response, CallError> {
+        // However the call ends, its ticket learns when the instance is
+        // free again.
+        let settle = Settle(ticket);
+        direct::serve(&self.pool, request, move |lifecycle| {
+            settle.0.taken_directly_by(lifecycle);
+            settle
+        })
+        .await
+    }
+}
+
+/// Settles a call's ticket when dropped.
+struct Settle(Arc<CallTicket>);
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        self.0.settle();
     }
 }
 
@@ -198,7 +226,7 @@ impl CallTicket {
 
     /// Ties the call to the instance that accepted it, on the p2 driver
     /// (which reports its calls' ends itself).
-    pub(super) fn taken_directly_by(&self, lifecycle: &Arc<Lifecycle>) {
+    fn taken_directly_by(&self, lifecycle: &Arc<Lifecycle>) {
         self.direct.store(true, Relaxed);
         self.taken_by(lifecycle);
     }
@@ -316,8 +344,8 @@ impl WorkerState for Worker {
         let deadline = manager.arm_concurrent_deadline(store);
         match manager.limits().timeout {
             Some(timeout) => Box::pin(async move {
-                let _deadline = deadline;
-                tokio::time::sleep(timeout).await
+                tokio::time::sleep(timeout).await;
+                deadline.map(DeadlineGuard::passed);
             }),
             None => Box::pin(std::future::pending()),
         }

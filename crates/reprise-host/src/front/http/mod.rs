@@ -11,10 +11,10 @@ mod route;
 mod server;
 
 pub use limits::{BodyLimits, DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES};
-pub use route::{IsolateBy, Routing};
+pub use route::{IsolateBy, IsolateByError, Routing};
 pub use server::{
-    DEFAULT_MAX_HEADER_BYTES, Drained, ExtraHeader, MIN_HEADER_BYTES, ServeOptions, parse_header,
-    serve,
+    DEFAULT_MAX_HEADER_BYTES, Drained, ExtraHeader, HeaderError, MIN_HEADER_BYTES, ServeOptions,
+    parse_header, serve,
 };
 
 use crate::policy::Retirement;
@@ -28,7 +28,6 @@ use http_body_util::{BodyExt, Full};
 use perturb::Perturbed;
 use route::Router;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 use wasmtime::component::types::ComponentItem;
 use wasmtime_wasi_http::WasiBody;
@@ -146,13 +145,12 @@ impl HttpFrontEnd {
     pub async fn call(&self, request: http::Request<WasiBody>) -> Served {
         let ticket = Arc::new(CallTicket::default());
         let start = Instant::now();
-        let metrics = self.manager.metrics();
         let route = match self.router.route(&request) {
             Ok(route) => route,
             Err(refusal) => {
                 ticket.settle();
                 return Served {
-                    response: text_response(StatusCode::BAD_REQUEST, refusal),
+                    response: text_response(StatusCode::BAD_REQUEST, refusal.to_string()),
                     instance: None,
                     memory: None,
                     settlement: Settlement(ticket),
@@ -163,22 +161,27 @@ impl HttpFrontEnd {
         let io = route.decision.as_ref().and_then(|d| d.io.as_ref());
         if let Some(io) = io {
             io.admit.wait().await;
-            request = request.map(|body| Perturbed::new(body, io.seed).boxed_unsync());
+            request = request.map(|body| Perturbed::new(body, io.request_seed).boxed_unsync());
         }
-        let mut response = match route.handler.handle(ticket.clone(), request).await {
+        let answer = route.handler.handle(ticket.clone(), request).await;
+        // An error answer is not timed: a timeout's would only say how long
+        // the limit is.
+        route
+            .handler
+            .dispatch()
+            .pool()
+            .call_ended(answer.is_ok().then(|| start.elapsed()), answer.is_err());
+        let mut response = match answer {
             Ok(mut response) => {
                 if let Some(io) = io {
-                    // A different stream from the request's, same seed family.
-                    let seed = io.seed.rotate_left(32);
+                    let seed = io.response_seed;
                     response = response.map(|body| Perturbed::new(body, seed).boxed_unsync());
                 }
-                metrics.call_latency.observe(start.elapsed());
                 response
             }
             Err(CallError::GuestErrorCode(code)) => {
                 // The guest answered, with an HTTP error code instead of a
                 // response: a deliberate answer, so its instance stays.
-                metrics.call_errors.fetch_add(1, Relaxed);
                 tracing::debug!(instance = ?ticket.instance_id(), "component answered {code}");
                 let (status, body) = CallError::GuestErrorCode(code).http_answer();
                 text_response(status, body)
@@ -206,7 +209,6 @@ impl HttpFrontEnd {
     /// logged with its reason.
     async fn failed(&self, ticket: &CallTicket, error: CallError) -> Response<WasiBody> {
         let reason = ticket.failure(&error).await;
-        self.manager.metrics().call_errors.fetch_add(1, Relaxed);
         tracing::warn!(
             instance = ?ticket.instance_id(),
             reason = reason.as_str(),

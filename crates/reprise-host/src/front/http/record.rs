@@ -47,10 +47,21 @@ pub enum RecordedBody {
     Unfinished(u64),
 }
 
+/// The methods `reprise check` sends (its scripts accept no others).
+pub const REPLAYABLE_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
 /// The entry recording one request: `###`, comments, the request line
 /// (`path_and_query` as received, never an absolute URL), the headers (the
 /// values of [`SECRET_HEADERS`] replaced by [`REDACTED`] unless `secrets`)
 /// and the body, ending with a newline.
+///
+/// Whatever `reprise check` could not replay is left out with a comment
+/// saying why, so one odd request never makes a whole recording unusable:
+/// a request of another method becomes an entry of comments only, a Host
+/// that is not `NAME[:PORT]` is dropped, and a body not recorded takes its
+/// `content-length` and `transfer-encoding` with it (the replay sends none).
 pub fn format_entry(
     method: &str,
     path_and_query: &str,
@@ -58,10 +69,38 @@ pub fn format_entry(
     body: &RecordedBody,
     secrets: bool,
 ) -> String {
+    let path_and_query = if path_and_query.is_empty() {
+        "/"
+    } else {
+        path_and_query
+    };
+    if !REPLAYABLE_METHODS.contains(&method) {
+        return format!(
+            "###\n# not replayable: `{method}` is not a method reprise check sends\n\
+             # {method} {path_and_query} HTTP/1.1\n"
+        );
+    }
+    let body_recorded = matches!(body, RecordedBody::Complete(bytes)
+        if std::str::from_utf8(bytes)
+            .is_ok_and(|text| !text.split('\n').any(|line| line.starts_with("###"))));
     let mut comments = Vec::new();
     let mut header_lines = String::new();
     for (name, value) in headers {
         let name = name.as_str();
+        if !body_recorded && matches!(name, "content-length" | "transfer-encoding") {
+            continue;
+        }
+        if name == "host"
+            && (value.to_str().ok())
+                .and_then(|v| v.parse::<http::uri::Authority>().ok())
+                .is_none()
+        {
+            comments.push(format!(
+                "# header host: a value that is not `NAME[:PORT]` not recorded ({} bytes)",
+                value.len()
+            ));
+            continue;
+        }
         let value = if !secrets && SECRET_HEADERS.contains(&name) {
             REDACTED
         } else {
@@ -116,11 +155,6 @@ pub fn format_entry(
         entry.push_str(&comment);
         entry.push('\n');
     }
-    let path_and_query = if path_and_query.is_empty() {
-        "/"
-    } else {
-        path_and_query
-    };
     entry.push_str(&format!("{method} {path_and_query} HTTP/1.1\n"));
     entry.push_str(&header_lines);
     entry.push('\n');
@@ -501,6 +535,29 @@ mod tests {
             "###\n# header x-raw: a non-UTF-8 value of 2 bytes not recorded\n\
              # body not recorded (the request was done before its end; 3 bytes read)\n\
              POST / HTTP/1.1\nx-ok: yes\n\n"
+        );
+    }
+
+    #[test]
+    fn what_check_cannot_replay_is_left_out_with_a_comment() {
+        let entry = format_entry("BREW", "/pot", &headers(&[]), &complete(b""), false);
+        assert_eq!(
+            entry,
+            "###\n# not replayable: `BREW` is not a method reprise check sends\n\
+             # BREW /pot HTTP/1.1\n"
+        );
+        let entry = format_entry(
+            "POST",
+            "/",
+            &headers(&[("host", b"weird host"), ("content-length", b"37")]),
+            &RecordedBody::Unfinished(0),
+            false,
+        );
+        assert_eq!(
+            entry,
+            "###\n# header host: a value that is not `NAME[:PORT]` not recorded (10 bytes)\n\
+             # body not recorded (the request was done before its end; 0 bytes read)\n\
+             POST / HTTP/1.1\n\n"
         );
     }
 

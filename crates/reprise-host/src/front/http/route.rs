@@ -31,19 +31,28 @@ pub enum IsolateBy {
     Header(HeaderName),
 }
 
-impl FromStr for IsolateBy {
-    type Err = String;
+/// Why an `--isolate-by` value names no isolation key.
+#[derive(Debug, thiserror::Error)]
+pub enum IsolateByError {
+    /// Not of the one kind of key there is, `header:NAME`.
+    #[error("invalid isolation key `{0}`: expected `header:NAME`, e.g. `header:x-tenant`")]
+    NotAHeader(String),
+    #[error("invalid isolation key `{text}`: `{name}` is not a valid header name")]
+    HeaderName { text: String, name: String },
+}
 
-    fn from_str(text: &str) -> Result<Self, String> {
+impl FromStr for IsolateBy {
+    type Err = IsolateByError;
+
+    fn from_str(text: &str) -> Result<Self, IsolateByError> {
         let Some(name) = text.strip_prefix("header:") else {
-            return Err(format!(
-                "invalid isolation key `{text}`: expected `header:NAME`, e.g. `header:x-tenant`"
-            ));
+            return Err(IsolateByError::NotAHeader(text.to_string()));
         };
         HeaderName::from_str(name)
             .map(IsolateBy::Header)
-            .map_err(|_| {
-                format!("invalid isolation key `{text}`: `{name}` is not a valid header name")
+            .map_err(|_| IsolateByError::HeaderName {
+                text: text.to_string(),
+                name: name.to_string(),
             })
     }
 }
@@ -304,7 +313,7 @@ impl Router {
     /// A request with more than one value of the isolation key is refused
     /// (the message names the header): routing it by any one of them would
     /// let a client steer itself onto another key's instance.
-    pub fn route<B>(&self, request: &http::Request<B>) -> Result<Route<'_>, String> {
+    pub fn route<B>(&self, request: &http::Request<B>) -> Result<Route<'_>, AmbiguousKey> {
         Ok(match self {
             Router::Shared(group) => {
                 let (set, decision) = group.pick();
@@ -345,6 +354,17 @@ impl Router {
     }
 }
 
+/// A request with more than one value of the isolation key's header; its
+/// message is the body of the 400 it is answered with.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "more than one `{header}` header: the isolation key (--isolate-by header:{header}) \
+     must have one value\n"
+)]
+pub(crate) struct AmbiguousKey {
+    header: HeaderName,
+}
+
 /// The isolation key of a request: the one value of `header`, if it has
 /// one that is not empty (an empty value is no key: a fresh instance, never
 /// an instance shared by every request that sends one). Two or more values
@@ -352,13 +372,12 @@ impl Router {
 fn isolation_key<'h>(
     headers: &'h http::HeaderMap,
     header: &HeaderName,
-) -> Result<Option<&'h HeaderValue>, String> {
+) -> Result<Option<&'h HeaderValue>, AmbiguousKey> {
     let mut values = headers.get_all(header).iter();
     match (values.next(), values.next()) {
-        (_, Some(_)) => Err(format!(
-            "more than one `{header}` header: the isolation key (--isolate-by header:{header}) \
-             must have one value\n"
-        )),
+        (_, Some(_)) => Err(AmbiguousKey {
+            header: header.clone(),
+        }),
         (Some(key), None) if !key.as_bytes().iter().all(u8::is_ascii_whitespace) => Ok(Some(key)),
         _ => Ok(None),
     }
@@ -394,6 +413,7 @@ mod tests {
         assert!(
             isolation_key(&headers, &name)
                 .unwrap_err()
+                .to_string()
                 .contains("`x-tenant`")
         );
     }
@@ -408,12 +428,14 @@ mod tests {
             "cookie:x"
                 .parse::<IsolateBy>()
                 .unwrap_err()
+                .to_string()
                 .contains("header:NAME")
         );
         assert!(
             "header:bad name"
                 .parse::<IsolateBy>()
                 .unwrap_err()
+                .to_string()
                 .contains("not a valid header")
         );
     }

@@ -76,15 +76,27 @@ pub const MIN_HEADER_BYTES: usize = 8192;
 /// A header of `--header`.
 pub type ExtraHeader = (http::HeaderName, HeaderValue);
 
+/// Why a `--header` value is no header to add.
+#[derive(Debug, thiserror::Error)]
+pub enum HeaderError {
+    /// No `:` between a name and a value.
+    #[error("`{0}` is not `NAME: VALUE`")]
+    Form(String),
+    #[error("`{0}` is not a valid header name")]
+    Name(String),
+    #[error("the value of `{0}` is not a valid header value")]
+    Value(http::HeaderName),
+}
+
 /// `NAME: VALUE` of `--header`.
-pub fn parse_header(text: &str) -> Result<ExtraHeader, String> {
+pub fn parse_header(text: &str) -> Result<ExtraHeader, HeaderError> {
     let (name, value) = text
         .split_once(':')
-        .ok_or_else(|| format!("`{text}` is not `NAME: VALUE`"))?;
+        .ok_or_else(|| HeaderError::Form(text.to_string()))?;
     let name = http::HeaderName::from_bytes(name.trim().as_bytes())
-        .map_err(|_| format!("`{}` is not a valid header name", name.trim()))?;
-    let value = HeaderValue::from_str(value.trim())
-        .map_err(|_| format!("the value of `{name}` is not a valid header value"))?;
+        .map_err(|_| HeaderError::Name(name.trim().to_string()))?;
+    let value =
+        HeaderValue::from_str(value.trim()).map_err(|_| HeaderError::Value(name.clone()))?;
     Ok((name, value))
 }
 

@@ -18,7 +18,6 @@ use crate::pool::{Bind, InstanceManager, Pool};
 use crate::runtime::failure::CallError;
 use crate::runtime::instance::{InstanceId, InstanceState};
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 use wasmtime::Store;
 
@@ -44,7 +43,6 @@ pub struct SerialOptions {
 /// Runs calls one after another on instances leased from a pool (one per
 /// chaos slot under the testing mode).
 pub struct Serial<E> {
-    manager: Arc<InstanceManager>,
     slots: Vec<Pool<E>>,
     chaos: Option<Arc<Chaos>>,
 }
@@ -66,7 +64,6 @@ impl<E: Send + 'static> Serial<E> {
                     )
                 })
                 .collect(),
-            manager,
             chaos,
         }
     }
@@ -103,20 +100,18 @@ impl<E: Send + 'static> Serial<E> {
         let mut pooled = pool.lease().await.map_err(instantiation)?;
         let instance = pooled.lifecycle.id();
         let earlier_calls = pooled.lifecycle.accepted() - 1;
-        let metrics = self.manager.metrics().clone();
         let start = Instant::now();
         let outcome = call(&mut pooled.store, &pooled.export).await;
-        metrics.call_latency.observe(start.elapsed());
+        let latency = start.elapsed();
         let result = match outcome {
             Ok(value) => {
+                pool.call_ended(Some(latency), false);
                 pool.give_back(pooled, None);
                 Ok(value)
             }
             Err(error) => {
                 let failure = CallError::from_wasmtime(error);
-                if failure.is_error() {
-                    metrics.call_errors.fetch_add(1, Relaxed);
-                }
+                pool.call_ended(Some(latency), failure.is_error());
                 pool.give_back(pooled, Some(&failure));
                 Err(failure)
             }
