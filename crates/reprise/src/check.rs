@@ -137,22 +137,6 @@ pub fn run(args: CheckArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
     };
     let outcome =
         crate::instances::runtime()?.block_on(check::check(fresh, reused, &script, &plan))?;
-    // Reuse is judged against fresh answers: with none that succeeded there
-    // is nothing to judge, and "reuse-safe" would be a lie.
-    let fresh_answers = || {
-        (outcome.runs.iter())
-            .filter(|run| run.kind == RunKind::Fresh)
-            .flat_map(|run| &run.calls)
-    };
-    if fresh_answers().all(|call| call.answer.failed())
-        && let Some(first) = fresh_answers().next()
-    {
-        return bad_input(format!(
-            "every call failed on a fresh instance, so there is nothing to compare reuse \
-             against; the first answered: {}",
-            first.answer
-        ));
-    }
     if !args.json {
         match &preinit {
             Some(PreinitComparison {

@@ -397,6 +397,9 @@ impl Baseline {
                     calls[call.entry].push(call);
                 }
             }
+            if !varied {
+                calls = pooled_by_request(&calls);
+            }
             baseline.entries[varied as usize] = calls
                 .iter()
                 .map_while(|samples| EntryBaseline::of(samples))
@@ -474,6 +477,29 @@ impl Baseline {
         }
         lines
     }
+}
+
+/// Each entry's fresh samples together with those of every entry that
+/// sends the same request (the same line and the same values), which a
+/// fresh instance answers alike: twelve `GET /` give each of them 24
+/// samples to learn the noise from instead of 2.
+fn pooled_by_request<'a>(calls: &[Vec<&'a Observed>]) -> Vec<Vec<&'a Observed>> {
+    let same = |a: &Observed, b: &Observed| a.request == b.request && a.sent == b.sent;
+    calls
+        .iter()
+        .map(|samples| {
+            let Some(first) = samples.first() else {
+                return Vec::new();
+            };
+            let mut pooled = samples.clone();
+            for other in calls.iter().filter(|other| !std::ptr::eq(*other, samples)) {
+                if other.first().is_some_and(|o| same(o, first)) {
+                    pooled.extend(other.iter().copied());
+                }
+            }
+            pooled
+        })
+        .collect()
 }
 
 impl EntryBaseline {

@@ -58,6 +58,15 @@ pub struct Reproduction {
     pub concurrency: usize,
 }
 
+/// Every call of the first fresh run failed (the component cannot be
+/// instantiated, or fails whatever it is sent).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "every call failed on a fresh instance, so there is nothing to compare reuse against; the \
+     first answered: {0}"
+)]
+pub struct EveryFreshCallFailed(pub Answer);
+
 /// Everything a check observed and concluded.
 pub struct Outcome {
     pub runs: Vec<Run>,
@@ -305,14 +314,42 @@ async fn http_concurrent(
         .collect();
     let permits = tokio::sync::Semaphore::new(k.max(1));
     let clock = AtomicU64::new(0);
+    // The first call goes alone until the instance has taken it: the
+    // handler starts an instance for every call that finds none taking
+    // calls yet, and the run is about calls interleaving on one.
+    let (first_taken, taken) = tokio::sync::watch::channel(false);
+    let first = order.first().copied();
     let calls = order.iter().map(|&entry| {
-        let (permits, clock) = (&permits, &clock);
+        let (permits, clock, first_taken) = (&permits, &clock, &first_taken);
+        let mut taken = taken.clone();
         let (admit, read) = delays[entry];
         async move {
             tokio::time::sleep(Duration::from_micros(admit)).await;
+            if Some(entry) != first {
+                let _ = taken.wait_for(|taken| *taken).await;
+            }
             let _permit = permits.acquire().await;
             let started = clock.fetch_add(1, Relaxed);
-            let mut observed = send(front, &requests[entry], entry).await;
+            let sent = send(front, &requests[entry], entry);
+            let mut observed = match Some(entry) == first {
+                true => {
+                    let accepted = front.manager().metrics().calls.load(Relaxed);
+                    let mut sent = std::pin::pin!(sent);
+                    let observed = loop {
+                        tokio::select! {
+                            observed = &mut sent => break observed,
+                            () = tokio::time::sleep(Duration::from_micros(200)) => {
+                                if front.manager().metrics().calls.load(Relaxed) > accepted {
+                                    let _ = first_taken.send(true);
+                                }
+                            }
+                        }
+                    };
+                    let _ = first_taken.send(true);
+                    observed
+                }
+                false => sent.await,
+            };
             tokio::time::sleep(Duration::from_micros(read)).await;
             observed.ended = clock.fetch_add(1, Relaxed);
             observed.started = started;
@@ -522,8 +559,13 @@ fn unconfirmed(
 /// A front end for one concurrent run, its first instance already up:
 /// calls that find it ready interleave on it, where a cold start would
 /// spread them over an instance each.
+/// A front end for one concurrent run (or one replay of it while
+/// shrinking): on a manager of its own with room for one instance, so
+/// that the run's calls interleave on that instance, and the instance of
+/// the run before (idle until its timeout) takes no slot from it.
 async fn concurrent_front(reused: &Arc<InstanceManager>) -> anyhow::Result<HttpFrontEnd> {
-    let front = HttpFrontEnd::new(reused.clone(), Routing::default(), false, 0)?;
+    let one = Arc::new(reused.single(Duration::from_millis(50))?);
+    let front = HttpFrontEnd::new(one, Routing::default(), false, 0)?;
     front.warm_up().await?;
     Ok(front)
 }
@@ -550,12 +592,12 @@ pub async fn check(
         Script::Calls(_) => None,
     };
     let n = script.calls_per_run();
-    let concurrent = flavor == Some(HttpFlavor::P3);
+    let takes_concurrent_calls = flavor == Some(HttpFlavor::P3);
     let k = concurrency(plan.concurrency, &reused);
     // The varied script has at least two calls, so one call's tokens can
     // reach another's answer, and, where calls run concurrently, at least
     // K, so K can be in flight.
-    let repeats = match concurrent && k >= 2 {
+    let repeats = match takes_concurrent_calls && k >= 2 {
         true => k.div_ceil(n).max(2usize.div_ceil(n)),
         false => 2usize.div_ceil(n),
     };
@@ -570,6 +612,15 @@ pub async fn check(
             };
             let steps = variant.steps(0..variant.len());
             let (calls, _) = serial_run(&fresh, None, &variant.script, steps, go()).await?;
+            // Reuse is judged against fresh answers: without one that
+            // succeeded there is nothing to judge, and the rest would only
+            // repeat the failure a thousand times.
+            if runs.is_empty()
+                && calls.iter().all(|call| call.answer.failed())
+                && let Some(first) = calls.first()
+            {
+                return Err(EveryFreshCallFailed(first.answer.clone()).into());
+            }
             runs.push(Run::new(&label, RunKind::Fresh, varied == 1, calls));
         }
     }
@@ -595,7 +646,7 @@ pub async fn check(
     runs.push(long.0);
     runs.extend(long.1);
     // Concurrent runs, where the handler takes concurrent calls.
-    if concurrent && k >= 2 {
+    if takes_concurrent_calls && k >= 2 {
         for i in 0..plan.concurrent_runs as u64 {
             let seed = plan.seed.wrapping_add(i);
             let front = concurrent_front(&reused).await?;

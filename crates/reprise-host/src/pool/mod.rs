@@ -12,7 +12,7 @@ mod warm;
 pub use crate::runtime::limits::InstanceLimits;
 pub use set::{Bind, Lifecycle, Pool, Pooled};
 
-use crate::policy::{CallDeadlines, CallToken, Policy, Retirement};
+use crate::policy::{CallDeadlines, CallToken, Policy, Retirement, ReuseBounds};
 use crate::pool::metrics::Metrics;
 use crate::runtime::component::one_line;
 use crate::runtime::engine::{EngineHandle, YIELD_TICKS};
@@ -135,6 +135,42 @@ impl InstanceManager {
             guest: GuestEnvironment::default(),
             closing: AtomicBool::new(false),
             slots: Arc::new(Semaphore::new(limits.max_instances)),
+            reclaimers: Mutex::default(),
+            slots_ran_out: AtomicBool::new(false),
+            limits,
+        })
+    }
+
+    /// A manager of the same linked component, guest and policy with room
+    /// for one instance and counts of its own, made without linking again:
+    /// `reprise check` runs each concurrent run on one instance of its own.
+    /// An idle instance ends after `idle`: a second one that `ProxyHandler`
+    /// starts when the first was briefly full waits no longer than that.
+    pub fn single(&self, idle: Duration) -> anyhow::Result<Self> {
+        let limits = InstanceLimits {
+            max_instances: 1,
+            ..self.limits.clone()
+        };
+        let policy = match &self.policy {
+            Policy::Reuse(bounds) => Policy::Reuse(ReuseBounds {
+                idle_timeout: bounds.idle_timeout.min(idle),
+                ..bounds.clone()
+            }),
+            Policy::Fresh => Policy::Fresh,
+        };
+        Ok(Self {
+            engine: self.engine.clone(),
+            component: self.component.clone(),
+            pre: self.pre.clone(),
+            init: self.init.clone(),
+            preinitialized: self.preinitialized,
+            policy,
+            next_id: AtomicU64::new(1),
+            metrics: Arc::default(),
+            readiness: Readiness::default(),
+            guest: self.guest.clone(),
+            closing: AtomicBool::new(false),
+            slots: Arc::new(Semaphore::new(1)),
             reclaimers: Mutex::default(),
             slots_ran_out: AtomicBool::new(false),
             limits,
