@@ -16,13 +16,7 @@ use support::{Server, metric, run};
 #[test]
 fn a_call_whose_client_went_away_is_stopped() {
     let server = one_slot_no_timeout(SPIN);
-    {
-        let mut client = server.connect_raw();
-        client
-            .write_all(b"GET /spin HTTP/1.1\r\nhost: localhost\r\n\r\n")
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    ask_and_leave(&server, "/spin");
     assert_eq!(cancelled_within_10s(&server, 1), 1, "{}", server.stderr());
     // The only slot is free again.
     let response = server.get("/");
@@ -44,6 +38,15 @@ fn cancelled_within_10s(server: &Server, n: u64) -> u64 {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Sends GET `path` over HTTP/1.1 and closes the connection 300 ms later,
+/// before the answer, as a client that gives up does.
+fn ask_and_leave(server: &Server, path: &str) {
+    let mut client = server.connect_raw();
+    let request = format!("GET {path} HTTP/1.1\r\nhost: localhost\r\n\r\n");
+    client.write_all(request.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
 }
 
 /// One slot, no time limit: a call nobody stops holds the server for good.
@@ -84,13 +87,7 @@ fn an_http2_stream_reset_stops_the_call_and_the_connection_serves_on() {
 #[test]
 fn a_p3_call_whose_client_went_away_is_stopped() {
     let server = one_slot_no_timeout(HALF_BODY_P3);
-    {
-        let mut client = server.connect_raw();
-        client
-            .write_all(b"GET /spin HTTP/1.1\r\nhost: localhost\r\n\r\n")
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    ask_and_leave(&server, "/spin");
     assert_eq!(cancelled_within_10s(&server, 1), 1, "{}", server.stderr());
     let mut client = Http2::connect(&server.addr);
     client.get_then_reset("/sleep", Duration::from_millis(300));

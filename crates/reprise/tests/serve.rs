@@ -591,13 +591,21 @@ fn json_logs_are_one_object_per_line() {
     assert!(panic["instance"].is_u64(), "{panic}");
 }
 
-/// A p3 call's time limit is its own: one call sleeps for an hour on the
-/// only instance while `/` calls keep arriving on that instance every
-/// 100 ms for 2.5 s; the sleeper is answered with its timeout about 1 s
-/// after it started (no later call extends it), and the other calls are
-/// served meanwhile. A sleeping guest runs no code, so this pins the
-/// per-call expiry `ProxyHandler` enforces, not the epoch deadline that
-/// stops running guest code (`CallDeadlines` has the unit test for that).
+/// `HALF_BODY_P3` reused on one instance, each call limited to 1 s, with
+/// `flag`.
+fn one_p3_instance_with_a_1s_timeout(flag: &str) -> Server {
+    Server::start(&[
+        HALF_BODY_P3,
+        "--timeout",
+        "1s",
+        "--policy",
+        "reuse",
+        "--max-instances",
+        "1",
+        flag,
+    ])
+}
+
 /// Regression: a p3 call answered with its timeout dropped its deadline,
 /// so the guest code still running for it went on until the instance's
 /// backup expiry, which each new request pushes back. Now the overdue
@@ -607,17 +615,7 @@ fn json_logs_are_one_object_per_line() {
 /// 100 ms.
 #[test]
 fn a_busy_p3_call_is_stopped_at_its_own_deadline_while_new_calls_keep_arriving() {
-    let server = Server::start(&[
-        HALF_BODY_P3,
-        "--timeout",
-        "1s",
-        "--policy",
-        "reuse",
-        "--max-instances",
-        "1",
-        "--admin-addr",
-        "127.0.0.1:0",
-    ]);
+    let server = one_p3_instance_with_a_1s_timeout("--admin-addr=127.0.0.1:0");
     assert_eq!(server.get("/").status, 200);
     let server = &server;
     let timed_out = || {
@@ -648,18 +646,16 @@ fn a_busy_p3_call_is_stopped_at_its_own_deadline_while_new_calls_keep_arriving()
     });
 }
 
+/// A p3 call's time limit is its own: one call sleeps for an hour on the
+/// only instance while `/` calls keep arriving on that instance every
+/// 100 ms for 2.5 s; the sleeper is answered with its timeout about 1 s
+/// after it started (no later call extends it), and the other calls are
+/// served meanwhile. A sleeping guest runs no code, so this pins the
+/// per-call expiry `ProxyHandler` enforces, not the epoch deadline that
+/// stops running guest code (`CallDeadlines` has the unit test for that).
 #[test]
 fn a_p3_call_is_cut_at_its_own_deadline_while_new_calls_keep_arriving() {
-    let server = Server::start(&[
-        HALF_BODY_P3,
-        "--timeout",
-        "1s",
-        "--policy",
-        "reuse",
-        "--max-instances",
-        "1",
-        "--expose-instance-id",
-    ]);
+    let server = one_p3_instance_with_a_1s_timeout("--expose-instance-id");
     let first = server.get("/");
     assert_eq!(first.status, 200, "{}", first.body);
     let instance = first.instance.expect("--expose-instance-id");
