@@ -532,3 +532,31 @@ fn check_never_exceeds_the_declared_max_concurrency() {
     assert_eq!(report["verdict"], "reuse-safe", "{out}");
     assert_eq!(code, 0);
 }
+
+/// Regression: check's reuse run relied on a 5 ms sleep to find its
+/// instance parked again; a guest still working after its answer and body
+/// (here for 30 ms) sent the next call to another instance. The run waits
+/// for the instance to be given back instead.
+#[test]
+fn the_reuse_run_waits_for_a_guest_still_working_after_its_answer() {
+    let script = support::scratch_path("slow.txt");
+    std::fs::write(&script, "GET /slow\nGET /slow\nGET /slow\n").unwrap();
+    let html = support::scratch_path("slow.html");
+    let (code, out, err) = check_full(&[
+        HALF_BODY,
+        "--script",
+        script.to_str().unwrap(),
+        "--seed",
+        "1",
+        "--calls",
+        "10",
+        "--html",
+        html.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("the script once on one reused instance; 3 calls on 1 instance"),
+        "{page}"
+    );
+}

@@ -686,3 +686,47 @@ fn a_p3_call_is_cut_at_its_own_deadline_while_new_calls_keep_arriving() {
         );
     });
 }
+
+/// Regression: the README's example output had drifted from what `reprise
+/// serve` prints ("component declares reuse hint"). Every log line of that
+/// example is printed by the bundled example's start, up to the numbers
+/// that depend on the machine (open-file limit, port).
+#[test]
+fn the_readmes_serve_example_shows_the_lines_serve_prints() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let example = readme
+        .split("### Serve a wasi:http component")
+        .nth(1)
+        .and_then(|rest| rest.split("```console\n").nth(1))
+        .and_then(|block| block.split("```").next())
+        .expect("the README's serve example");
+    let digits = |text: &str| -> String {
+        let mut out = String::new();
+        for c in text.chars() {
+            match c.is_ascii_digit() {
+                true if out.ends_with('#') => {}
+                true => out.push('#'),
+                false => out.push(c),
+            }
+        }
+        out
+    };
+    let expected: Vec<String> = example
+        .lines()
+        .take_while(|line| !line.starts_with("$ curl"))
+        .filter_map(|line| {
+            (line
+                .strip_prefix(" INFO ")
+                .or_else(|| line.strip_prefix("listening on ")))
+            .map(digits)
+        })
+        .collect();
+    assert!(expected.len() >= 5, "{example}");
+    let server = Server::start(&[]);
+    assert!(server.wait_for_log("listening on"));
+    let printed = digits(&server.stderr());
+    for line in expected {
+        assert!(printed.contains(&line), "`{line}` is not in:\n{printed}");
+    }
+}
