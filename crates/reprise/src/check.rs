@@ -15,6 +15,7 @@ use reprise_host::runtime::component::Source;
 use reprise_host::runtime::guest_output::GuestOutput;
 use reprise_host::setup::{HostSettings, Setup};
 use serde_json::json;
+use std::num::NonZeroU32;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -66,13 +67,21 @@ pub fn run(args: CheckArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
     // Reuse without a bound on calls, age or idleness: the check looks for
     // what long-lived instances expose. Concurrency stays within what the
     // component declares: the host never exceeds it, nor does the check.
+    // Without a declaration the check sends the host's default at once, and
+    // an instance may take twice that: a call's task still finishing after
+    // its answer then never fills the instance, which would make the
+    // handler start another one in the middle of a concurrent run.
+    let declared_concurrency = declared.as_ref().and_then(|hint| hint.max_concurrency());
+    let default_concurrency = ReuseBounds::default().max_concurrency;
     let bounds = ReuseBounds {
-        max_concurrency: declared
-            .as_ref()
-            .and_then(|hint| hint.max_concurrency())
-            .unwrap_or(ReuseBounds::default().max_concurrency),
+        max_concurrency: declared_concurrency
+            .unwrap_or(default_concurrency.saturating_mul(NonZeroU32::new(2).expect("two"))),
         ..ReuseBounds::default()
     };
+    let concurrency = args.concurrency.or(match declared_concurrency {
+        Some(_) => None,
+        None => Some(u64::from(default_concurrency.get())),
+    });
     let [fresh, reused] = setup.managers([Policy::Fresh, Policy::Reuse(bounds)], guest.clone())?;
     let (fresh, reused) = (Arc::new(fresh), Arc::new(reused));
     let (component, engine) = (fresh.component(), &fresh.engine().engine);
@@ -109,7 +118,7 @@ pub fn run(args: CheckArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
         chaos_seeds: seeds.clone(),
         long_calls: args.calls,
         budget: args.time_budget,
-        concurrency: args.concurrency.map(|k| k as usize),
+        concurrency: concurrency.map(|k| k as usize),
         concurrent_runs: args.seeds.max(1) as usize,
         shrink: true,
     };

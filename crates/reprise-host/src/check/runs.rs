@@ -651,6 +651,7 @@ pub async fn check(
             let seed = plan.seed.wrapping_add(i);
             let front = concurrent_front(&reused).await?;
             let calls = http_concurrent(&front, &variants[1], k, seed).await;
+            front.manager().close();
             let mut run = Run::new(
                 &format!("concurrent seed {seed}"),
                 RunKind::Concurrent,
@@ -919,6 +920,7 @@ async fn reproduce_concurrent(
         }
         let front = concurrent_front(reused).await.ok()?;
         let calls = http_concurrent(&front, &varied.pick(picked), k, seed).await;
+        front.manager().close();
         Some(concurrent_finding(&calls, picked, baseline))
     };
     let k = run.concurrency;

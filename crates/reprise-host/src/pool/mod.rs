@@ -146,6 +146,8 @@ impl InstanceManager {
     /// `reprise check` runs each concurrent run on one instance of its own.
     /// An idle instance ends after `idle`: a second one that `ProxyHandler`
     /// starts when the first was briefly full waits no longer than that.
+    /// Waiting for the one slot is the point here, so it is never logged as
+    /// `--max-instances` running out.
     pub fn single(&self, idle: Duration) -> anyhow::Result<Self> {
         let limits = InstanceLimits {
             max_instances: 1,
@@ -172,7 +174,7 @@ impl InstanceManager {
             closing: AtomicBool::new(false),
             slots: Arc::new(Semaphore::new(1)),
             reclaimers: Mutex::default(),
-            slots_ran_out: AtomicBool::new(false),
+            slots_ran_out: AtomicBool::new(true),
             limits,
         })
     }
