@@ -564,7 +564,7 @@ fn unconfirmed(
 /// that the run's calls interleave on that instance, and the instance of
 /// the run before (idle until its timeout) takes no slot from it.
 async fn concurrent_front(reused: &Arc<InstanceManager>) -> anyhow::Result<HttpFrontEnd> {
-    let one = Arc::new(reused.single(Duration::from_millis(50))?);
+    let one = Arc::new(reused.single(Duration::from_millis(50)));
     let front = HttpFrontEnd::new(one, Routing::default(), false, 0)?;
     front.warm_up().await?;
     Ok(front)

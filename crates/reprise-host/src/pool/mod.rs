@@ -122,7 +122,19 @@ impl InstanceManager {
             )
         })?;
         let init = InitExport::find(&component)?;
-        Ok(Self {
+        Ok(Self::linked(engine, component, pre, init, limits, policy))
+    }
+
+    /// A manager of a component already linked, with nothing counted yet.
+    fn linked(
+        engine: EngineHandle,
+        component: Component,
+        pre: InstancePre<InstanceState>,
+        init: Option<InitExport>,
+        limits: InstanceLimits,
+        policy: Policy,
+    ) -> Self {
+        Self {
             engine,
             component,
             pre,
@@ -138,7 +150,7 @@ impl InstanceManager {
             reclaimers: Mutex::default(),
             slots_ran_out: AtomicBool::new(false),
             limits,
-        })
+        }
     }
 
     /// A manager of the same linked component, guest and policy with room
@@ -148,7 +160,7 @@ impl InstanceManager {
     /// starts when the first was briefly full waits no longer than that.
     /// Waiting for the one slot is the point here, so it is never logged as
     /// `--max-instances` running out.
-    pub fn single(&self, idle: Duration) -> anyhow::Result<Self> {
+    pub fn single(&self, idle: Duration) -> Self {
         let limits = InstanceLimits {
             max_instances: 1,
             ..self.limits.clone()
@@ -160,23 +172,19 @@ impl InstanceManager {
             }),
             Policy::Fresh => Policy::Fresh,
         };
-        Ok(Self {
-            engine: self.engine.clone(),
-            component: self.component.clone(),
-            pre: self.pre.clone(),
-            init: self.init.clone(),
-            preinitialized: self.preinitialized,
-            policy,
-            next_id: AtomicU64::new(1),
-            metrics: Arc::default(),
-            readiness: Readiness::default(),
-            guest: self.guest.clone(),
-            closing: AtomicBool::new(false),
-            slots: Arc::new(Semaphore::new(1)),
-            reclaimers: Mutex::default(),
-            slots_ran_out: AtomicBool::new(true),
+        let mut single = Self::linked(
+            self.engine.clone(),
+            self.component.clone(),
+            self.pre.clone(),
+            self.init.clone(),
             limits,
-        })
+            policy,
+        );
+        single.preinitialized = self.preinitialized;
+        single.guest = self.guest.clone();
+        // Logged as already run out: waiting for the one slot is the point.
+        single.slots_ran_out = AtomicBool::new(true);
+        single
     }
 
     /// Gives every instance this command line, variables and directories,
