@@ -108,11 +108,11 @@ impl Lifecycle {
     }
 
     /// What the policy needs to know to admit one more call.
-    fn stats(&self, in_flight: u32, concurrent: bool) -> InstanceStats {
+    fn stats(&self, in_flight: u32, concurrent: bool, now: Instant) -> InstanceStats {
         InstanceStats {
             served: self.accepted(),
             in_flight,
-            age: self.created.elapsed(),
+            age: now.saturating_duration_since(self.created),
             memory: self.memory_bytes(),
             concurrent,
         }
@@ -299,13 +299,20 @@ impl<E: Send + 'static> Pool<E> {
     /// Whether `lifecycle`'s instance may take one more call with
     /// `in_flight` calls running; records why not, when never again.
     pub fn admits(&self, lifecycle: &Lifecycle, in_flight: u32) -> Admit {
+        self.admits_at(lifecycle, in_flight, Instant::now())
+    }
+
+    /// [`Self::admits`], with the clock already read: a reused call's path
+    /// asks twice and reads the clock for other reasons there too, and each
+    /// read is about as much as the policy's decision.
+    fn admits_at(&self, lifecycle: &Lifecycle, in_flight: u32, now: Instant) -> Admit {
         if lifecycle.is_retired() {
             return Admit::Retire(lifecycle.reason().unwrap_or(Retirement::MaxCalls));
         }
         let admit = self
             .0
             .policy
-            .admit(&lifecycle.stats(in_flight, self.0.concurrent));
+            .admit(&lifecycle.stats(in_flight, self.0.concurrent, now));
         if let Admit::Retire(reason) = admit {
             lifecycle.retire(reason);
         }
@@ -319,7 +326,14 @@ impl<E: Send + 'static> Pool<E> {
     /// by a call that ended. The call is counted and its deadline armed;
     /// hand the instance back with [`Self::give_back`].
     pub async fn lease(&self) -> wasmtime::Result<Pooled<E>> {
-        let mut pooled = self.idle_or_new().await?;
+        let mut pooled = match self.take_idle().or_else(|| self.take_warm()) {
+            Some(pooled) => pooled,
+            // Making an instance awaits wasmtime's instantiation and the
+            // component's init, futures of a few kilobytes. Boxed, they do
+            // not grow the future of every call, which hyper moves several
+            // times per request: a reused call's future is a third the size.
+            None => Box::pin(self.create_or_wait()).await?,
+        };
         self.start_call(&mut pooled);
         Ok(pooled)
     }
@@ -355,13 +369,10 @@ impl<E: Send + 'static> Pool<E> {
         }
     }
 
-    async fn idle_or_new(&self) -> wasmtime::Result<Pooled<E>> {
-        if let Some(pooled) = self.take_idle() {
-            return Ok(pooled);
-        }
-        if let Some(pooled) = self.take_warm() {
-            return Ok(pooled);
-        }
+    /// A new instance for [`Self::lease`], which found none idle or warm
+    /// (or, once the most instances allowed are alive, one parked
+    /// meanwhile).
+    async fn create_or_wait(&self) -> wasmtime::Result<Pooled<E>> {
         let manager = &self.0.manager;
         loop {
             if let Some(slot) = manager.try_slot() {
@@ -402,8 +413,9 @@ impl<E: Send + 'static> Pool<E> {
             self.ended(&pooled.lifecycle, Some(failure));
             return;
         }
-        match self.admits(&pooled.lifecycle, 0) {
-            Admit::Yes | Admit::NotNow => self.park_idle(pooled),
+        let now = Instant::now();
+        match self.admits_at(&pooled.lifecycle, 0, now) {
+            Admit::Yes | Admit::NotNow => self.park_idle(pooled, now),
             Admit::Retire(_) => self.discard(pooled),
         }
     }
@@ -588,24 +600,26 @@ impl<E: Send + 'static> Pool<E> {
     fn take_idle(&self) -> Option<Pooled<E>> {
         loop {
             let (pooled, since) = self.0.idle.lock().unwrap().parked.pop()?;
+            let now = Instant::now();
             if let Some((at, reason)) = self.expiry(&pooled, since)
-                && Instant::now() >= at
+                && now >= at
             {
                 pooled.lifecycle.retire(reason);
                 self.discard(pooled);
                 continue;
             }
-            match self.admits(&pooled.lifecycle, 0) {
+            match self.admits_at(&pooled.lifecycle, 0, now) {
                 Admit::Yes => return Some(pooled),
                 Admit::NotNow | Admit::Retire(_) => self.discard(pooled),
             }
         }
     }
 
-    fn park_idle(&self, pooled: Pooled<E>) {
+    /// Parks `pooled` for the next call, idle from `now`.
+    fn park_idle(&self, pooled: Pooled<E>, now: Instant) {
         let start_reaper = {
             let mut idle = self.0.idle.lock().unwrap();
-            idle.parked.push((pooled, Instant::now()));
+            idle.parked.push((pooled, now));
             !std::mem::replace(&mut idle.reaping, true)
         };
         // Only calls waiting for room listen; the common case pays a load.

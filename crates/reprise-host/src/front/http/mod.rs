@@ -142,7 +142,7 @@ impl HttpFrontEnd {
 
     /// Serves one request and says which instance served it and how much
     /// linear memory that instance held afterwards.
-    pub async fn call(&self, request: http::Request<WasiBody>) -> Served {
+    pub async fn call(&self, mut request: http::Request<WasiBody>) -> Served {
         let ticket = Arc::new(CallTicket::default());
         let start = Instant::now();
         let route = match self.router.route(&request) {
@@ -157,7 +157,6 @@ impl HttpFrontEnd {
                 };
             }
         };
-        let mut request = request;
         let io = route.decision.as_ref().and_then(|d| d.io.as_ref());
         if let Some(io) = io {
             io.admit.wait().await;

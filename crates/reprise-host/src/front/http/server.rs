@@ -159,21 +159,13 @@ pub async fn serve(
                     for (name, value) in extra_headers.iter() {
                         request.headers_mut().insert(name.clone(), value.clone());
                     }
-                    let handled = async {
-                        let Some(recorder) = record else {
-                            return front.handle(request).await;
-                        };
-                        // Recorded when its body ends, or at the latest once
-                        // the response is done.
-                        let (request, guard) = recorder.wrap(request);
-                        let request = request.map(|body| body.boxed_unsync());
-                        front.handle(request).await.map(|body| guard.hold(body))
-                    };
                     // Polled first: a request answered at once never
-                    // registers for the drain timeout's cut.
+                    // registers for the drain timeout's cut. Made in place:
+                    // a future kept in a local first would take the space
+                    // of the whole call twice in this one.
                     let mut response = tokio::select! {
                         biased;
-                        response = handled => response,
+                        response = answer(&front, request, record) => response,
                         () = in_flight.activity().cut_short() => closing(text_response(
                             http::StatusCode::SERVICE_UNAVAILABLE,
                             "the server is shutting down: the drain timeout passed \
@@ -219,6 +211,8 @@ pub async fn serve(
                 let _ = cutting.wait_for(|cut| *cut).await;
             };
             let ended = tokio::select! {
+                // The connection first, as in `drive`.
+                biased;
                 ended = drive(connection.as_mut(), close, quiet, stopped) => ended,
                 () = cut => {
                     cut_count.fetch_add(activity.cut(), std::sync::atomic::Ordering::Relaxed);
@@ -264,6 +258,27 @@ pub async fn serve(
     Ok(Drained::default())
 }
 
+/// `front`'s answer to `request`, recorded when `record` says where: when
+/// the request's body ends, or at the latest once the response is done.
+async fn answer(
+    front: &HttpFrontEnd,
+    request: http::Request<WasiBody>,
+    record: Option<Arc<Recorder>>,
+) -> http::Response<WasiBody> {
+    let (request, guard) = match record {
+        Some(recorder) => {
+            let (request, guard) = recorder.wrap(request);
+            (request.map(|body| body.boxed_unsync()), Some(guard))
+        }
+        None => (request, None),
+    };
+    let response = front.handle(request).await;
+    match guard {
+        Some(guard) => response.map(|body| guard.hold(body)),
+        None => response,
+    }
+}
+
 /// How long a connection still serving at the drain timeout may take to
 /// send its `503`s before it is dropped.
 const CUT_GRACE: Duration = Duration::from_millis(250);
@@ -306,6 +321,9 @@ async fn drive<C: Future>(
 ) -> Ended<C::Output> {
     let mut quiet = pin!(quiet);
     tokio::select! {
+        // The connection first: every request wakes this task, and a
+        // random start would cost a draw per wake-up for nothing.
+        biased;
         served = connection.as_mut() => Ended::Served(served),
         () = quiet.as_mut() => {
             close(connection.as_mut());
