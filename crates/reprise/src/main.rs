@@ -4,6 +4,7 @@
 //! library's typed settings, and calls the library; all errors reach `main`,
 //! which prints them as one `error: …` line and exits non-zero.
 
+mod allocator;
 mod call;
 mod check;
 mod cli;
@@ -19,13 +20,9 @@ use clap::Parser;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-/// A served request makes about 40 host-side allocations (hyper, the
-/// wasi:http resources, wasmtime's call bookkeeping). With mimalloc instead
-/// of glibc's allocator a reused `hello` request costs 9% fewer instructions
-/// (`reprise-bench --instructions`: 47,000 to 43,000) and a fresh one 8%
-/// fewer, for about 10 MB more resident memory under load.
+/// mimalloc (see `allocator.rs`).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::MiMalloc = allocator::MiMalloc;
 
 fn main() -> ExitCode {
     // Error values never carry a backtrace here: Reprise prints errors as

@@ -9,6 +9,7 @@ mod perturb;
 pub mod record;
 mod route;
 mod server;
+mod woken;
 
 pub use limits::{BodyLimits, DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES};
 pub use route::{IsolateBy, IsolateByError, Routing};

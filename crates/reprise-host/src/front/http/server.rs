@@ -10,6 +10,7 @@ use super::idle::{Activity, Tracked};
 use super::limits::{BodyLimits, Limited, Verdict, declared_too_large};
 use super::record::Recorder;
 use super::text_response;
+use super::woken::WokenOnly;
 use crate::ops::listen::accept;
 use http::HeaderValue;
 use http_body::Body as _;
@@ -188,14 +189,16 @@ pub async fn serve(
         let cut_count = cut_count.clone();
         connections.spawn(async move {
             let mut connection = pin!(builder.serve_connection(TokioIo::new(stream), service));
-            let quiet = async {
+            // The connection's task wakes several times per request; these
+            // three are polled only when they were woken (`woken.rs`).
+            let quiet = WokenOnly::new(async {
                 match header_timeout {
                     Some(timeout) => activity.quiet_for(timeout).await,
                     None => std::future::pending().await,
                 }
-            };
+            });
             let first = activity.clone();
-            let stopped = async move {
+            let stopped = WokenOnly::new(async move {
                 // Dropped at once: the guard it returns is not `Send`.
                 let _ = stopping.wait_for(|stop| *stop).await;
                 // A connection accepted just before the stop may not have
@@ -205,11 +208,11 @@ pub async fn serve(
                 // client sees a reset). Its request gets a moment to start,
                 // and is then answered before the connection closes.
                 first.first_request_within(FIRST_REQUEST_GRACE).await;
-            };
+            });
             let close = |connection: Pin<&mut _>| auto::Connection::graceful_shutdown(connection);
-            let cut = async move {
+            let cut = WokenOnly::new(async move {
                 let _ = cutting.wait_for(|cut| *cut).await;
-            };
+            });
             let ended = tokio::select! {
                 // The connection first, as in `drive`.
                 biased;
