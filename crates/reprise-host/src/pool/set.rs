@@ -329,9 +329,9 @@ impl<E: Send + 'static> Pool<E> {
         let mut pooled = match self.take_idle().or_else(|| self.take_warm()) {
             Some(pooled) => pooled,
             // Making an instance awaits wasmtime's instantiation and the
-            // component's init, futures of a few kilobytes. Boxed, they do
-            // not grow the future of every call, which hyper moves several
-            // times per request: a reused call's future is a third the size.
+            // component's init, futures of about 2 KB. Boxed, they do not
+            // grow the future of every call, which hyper moves several
+            // times per request.
             None => Box::pin(self.create_or_wait()).await?,
         };
         self.start_call(&mut pooled);
