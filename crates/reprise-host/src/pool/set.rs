@@ -299,7 +299,14 @@ impl<E: Send + 'static> Pool<E> {
     /// Whether `lifecycle`'s instance may take one more call with
     /// `in_flight` calls running; records why not, when never again.
     pub fn admits(&self, lifecycle: &Lifecycle, in_flight: u32) -> Admit {
-        self.admits_at(lifecycle, in_flight, Instant::now())
+        // The clock is read only when the policy bounds an instance's age:
+        // a p3 worker asks before each turn of its event loop, about ten
+        // times a request.
+        let now = match self.0.policy.max_age() {
+            Some(_) => Instant::now(),
+            None => lifecycle.created,
+        };
+        self.admits_at(lifecycle, in_flight, now)
     }
 
     /// [`Self::admits`], with the clock already read: a reused call's path

@@ -377,6 +377,8 @@ pub struct Expiration {
     lifecycle: Arc<Lifecycle>,
     policy: Policy,
     timeout: Option<Duration>,
+    /// The timer, and the deadline it is set to: never later than the
+    /// current deadline (see `poll`).
     timer: Option<(Instant, Pin<Box<tokio::time::Sleep>>)>,
 }
 
@@ -410,25 +412,35 @@ impl WorkerExpiration for Expiration {
             return Poll::Ready(());
         }
         let Some((deadline, reason)) = self.deadline(status, start) else {
-            self.timer = None;
             return Poll::Pending;
         };
-        // No clock read here: this runs whenever the worker's event loop
-        // waits, several times a request, and a timer whose deadline has
-        // passed is ready on its first poll anyway.
-        let timer = match &mut self.timer {
-            Some((at, timer)) if *at == deadline => timer,
-            slot => {
-                let timer = Box::pin(tokio::time::sleep_until(deadline.into()));
-                &mut slot.insert((deadline, timer)).1
+        // This runs whenever the worker's event loop waits, several times a
+        // request, and each status change moves the deadline a little later.
+        // Moving a timer costs more than the rest of this poll, so the timer
+        // is moved only when the deadline comes earlier than it; one that
+        // fires before the current deadline is moved on to it then. No clock
+        // read either: a timer whose deadline has passed is ready at once.
+        let this = &mut *self;
+        let (armed, timer) = this.timer.get_or_insert_with(|| {
+            (
+                deadline,
+                Box::pin(tokio::time::sleep_until(deadline.into())),
+            )
+        });
+        if deadline < *armed {
+            timer.as_mut().reset(deadline.into());
+            *armed = deadline;
+        }
+        loop {
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
             }
-        };
-        match timer.as_mut().poll(cx) {
-            Poll::Ready(()) => {
-                self.lifecycle.retire(reason);
-                Poll::Ready(())
+            if deadline <= *armed {
+                this.lifecycle.retire(reason);
+                return Poll::Ready(());
             }
-            Poll::Pending => Poll::Pending,
+            timer.as_mut().reset(deadline.into());
+            *armed = deadline;
         }
     }
 }

@@ -14,7 +14,7 @@ use futures::task::AtomicWaker;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::AcqRel, Ordering::Release};
+use std::sync::atomic::{AtomicBool, Ordering::AcqRel, Ordering::Acquire, Ordering::Release};
 use std::task::{Context, Poll, Wake, Waker};
 
 pin_project_lite::pin_project! {
@@ -26,7 +26,8 @@ pin_project_lite::pin_project! {
         // Made once from `flag`: what `future` is polled with.
         waker: Waker,
         // The task's waker last given to `flag`: a task's waker rarely
-        // changes, and registering again costs a compare-and-swap.
+        // changes, and registering it costs a compare-and-swap, so it is
+        // registered again only when it changed or a wake-up took it.
         registered: Option<Waker>,
     }
 }
@@ -69,12 +70,16 @@ impl<F: Future> Future for WokenOnly<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        // Registered before the flag is read: a wake-up in between still
-        // reaches the current task.
-        if !this
-            .registered
-            .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()))
+        // A wake-up of `future` (nothing else sets the flag) takes the
+        // task's waker out of `flag` after setting the flag, so a set flag
+        // means the waker must be given again. Registered before the flag is
+        // taken: a wake-up in between still reaches the current task.
+        let taken = this.flag.woken.load(Acquire);
+        if taken
+            || !this
+                .registered
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
         {
             this.flag.task.register(cx.waker());
             *this.registered = Some(cx.waker().clone());
@@ -92,18 +97,18 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     use std::time::Duration;
 
-    /// Counts its polls; ready once `open` is set, waking whoever polled it
-    /// when `open` is set through [`Gate::open`].
+    /// Counts its polls; ready once [`Gate::knock`]ed twice, each knock
+    /// waking whoever polled it.
     #[derive(Default)]
     struct Gate {
         polls: AtomicUsize,
-        open: AtomicBool,
+        knocks: AtomicUsize,
         waiter: AtomicWaker,
     }
 
     impl Gate {
-        fn open(&self) {
-            self.open.store(true, SeqCst);
+        fn knock(&self) {
+            self.knocks.fetch_add(1, SeqCst);
             self.waiter.wake();
         }
 
@@ -111,7 +116,7 @@ mod tests {
             std::future::poll_fn(|cx| {
                 self.polls.fetch_add(1, SeqCst);
                 self.waiter.register(cx.waker());
-                if self.open.load(SeqCst) {
+                if self.knocks.load(SeqCst) >= 2 {
                     Poll::Ready(())
                 } else {
                     Poll::Pending
@@ -124,26 +129,43 @@ mod tests {
     #[tokio::test]
     async fn other_wake_ups_do_not_poll_the_future_and_its_own_do() {
         let gate = Arc::new(Gate::default());
-        let mut waiting = std::pin::pin!(WokenOnly::new(gate.opened()));
-        let busy = tokio::time::sleep(Duration::from_millis(1));
-        tokio::pin!(busy);
-        // Twenty wake-ups of the task for another branch.
-        for _ in 0..20 {
-            tokio::select! {
-                biased;
-                () = &mut waiting => panic!("the gate is closed"),
-                () = &mut busy => busy.as_mut().reset(tokio::time::Instant::now()),
+        let inside = gate.clone();
+        let (busy_done, busy_over) = tokio::sync::oneshot::channel();
+        // On a task of its own, so that only that task's wake-ups poll it (a
+        // timeout around it would poll it too).
+        let waiter = tokio::spawn(async move {
+            let mut waiting = std::pin::pin!(WokenOnly::new(inside.opened()));
+            let busy = tokio::time::sleep(Duration::from_millis(1));
+            tokio::pin!(busy);
+            // Twenty wake-ups of the task for another branch.
+            for _ in 0..20 {
+                tokio::select! {
+                    biased;
+                    () = &mut waiting => panic!("the gate is closed"),
+                    () = &mut busy => busy.as_mut().reset(tokio::time::Instant::now()),
+                }
             }
-        }
-        assert_eq!(gate.polls.load(SeqCst), 1, "polled on the first poll only");
-        let opener = gate.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            opener.open();
+            let _ = busy_done.send(inside.polls.load(SeqCst));
+            waiting.await;
         });
-        tokio::time::timeout(Duration::from_secs(10), waiting)
+        let polled_while_busy = busy_over.await.unwrap();
+        assert_eq!(polled_while_busy, 1, "polled on the first poll only");
+        // Two wake-ups of its own, each polling it again: the first must
+        // not use up the wrapper's hold on the task.
+        gate.knock();
+        let start = std::time::Instant::now();
+        while gate.polls.load(SeqCst) < 2 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "not polled again"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        gate.knock();
+        tokio::time::timeout(Duration::from_secs(10), waiter)
             .await
-            .expect("its own wake-up polls it again");
-        assert_eq!(gate.polls.load(SeqCst), 2);
+            .expect("each of its own wake-ups polls it again")
+            .unwrap();
+        assert_eq!(gate.polls.load(SeqCst), 3);
     }
 }
