@@ -556,13 +556,12 @@ fn unconfirmed(
     pending
 }
 
-/// A front end for one concurrent run, its first instance already up:
-/// calls that find it ready interleave on it, where a cold start would
-/// spread them over an instance each.
 /// A front end for one concurrent run (or one replay of it while
-/// shrinking): on a manager of its own with room for one instance, so
-/// that the run's calls interleave on that instance, and the instance of
-/// the run before (idle until its timeout) takes no slot from it.
+/// shrinking), its instance already up: on a manager of its own with room
+/// for one instance, so that the run's calls interleave on that instance
+/// (a cold start would spread them over an instance each), and the
+/// instance of the run before (idle until its timeout) takes no slot from
+/// it.
 async fn concurrent_front(reused: &Arc<InstanceManager>) -> anyhow::Result<HttpFrontEnd> {
     let one = Arc::new(reused.single(Duration::from_millis(50)));
     let front = HttpFrontEnd::new(one, Routing::default(), false, 0)?;
