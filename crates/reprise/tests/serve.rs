@@ -108,6 +108,31 @@ fn counter_counts_up_under_reuse() {
     assert_eq!(bodies, ["1\n", "2\n", "3\n", "4\n", "5\n"]);
 }
 
+/// `--max-age` retires a reused instance once it is that old: the next
+/// request finds a new one. Both drivers ask the policy: the p2 one when it
+/// leases an instance for a call, a p3 worker before each call it takes.
+#[test]
+fn max_age_retires_a_reused_instance() {
+    for component in [COUNTER, COUNTER_P3] {
+        let server = Server::start(&[
+            component,
+            "--policy",
+            "reuse",
+            "--max-age",
+            "2s",
+            "--expose-instance-id",
+        ]);
+        let first = server.get("/");
+        let second = server.get("/");
+        assert_eq!((first.body.as_str(), second.body.as_str()), ("1\n", "2\n"));
+        assert_eq!(first.instance, second.instance);
+        std::thread::sleep(Duration::from_millis(2500));
+        let later = server.get("/");
+        assert_eq!(later.body, "1\n", "an instance older than --max-age served");
+        assert_ne!(later.instance, first.instance);
+    }
+}
+
 #[test]
 fn canary_never_sees_an_earlier_secret_under_fresh() {
     let server = Server::start(&[CANARY, "--policy", "fresh"]);

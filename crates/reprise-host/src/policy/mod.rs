@@ -153,7 +153,8 @@ pub struct InstanceStats {
     pub served: u64,
     /// Calls in flight right now.
     pub in_flight: u32,
-    /// Time since the instance was created.
+    /// Time since the instance was created. Only a bound on age reads it,
+    /// so the pool leaves it zero under a policy without one.
     pub age: Duration,
     /// Current linear memory size in bytes.
     pub memory: u64,
