@@ -109,8 +109,7 @@ fn counter_counts_up_under_reuse() {
 }
 
 /// `--max-age` retires a reused instance once it is that old: the next
-/// request finds a new one. Both drivers ask the policy: the p2 one when it
-/// leases an instance for a call, a p3 worker before each call it takes.
+/// request finds a new one, on the p2 driver and under a p3 worker alike.
 #[test]
 fn max_age_retires_a_reused_instance() {
     for component in [COUNTER, COUNTER_P3] {
