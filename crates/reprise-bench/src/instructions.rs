@@ -14,6 +14,13 @@
 //! would weigh 50 times more per request than it does at full speed. So
 //! the server is first counted for as long again while idle, and that
 //! count is taken off before dividing: what remains is what requests cost.
+//!
+//! Some scenarios are counted twice: once whole, once with callgrind
+//! collecting only inside the guest's export call (from the entry of the
+//! fiber wasmtime runs the call on to its exit). The difference is what the
+//! host spends on a request around the call: parsing and writing HTTP,
+//! scheduling, turning the request into wasi:http values and back, and its
+//! own dispatch.
 
 use crate::load::{self, LoadSpec};
 use crate::servers::Running;

@@ -5,9 +5,12 @@
 //! Every target is a ratio between two measurements of the same run on the
 //! same machine, never an absolute number: absolute speeds vary from
 //! machine to machine, ratios against a baseline measured alongside do not.
-//! The one exception is a [`TimeTarget`]: a wall time the product sets an
+//! The exceptions: a [`TimeTarget`], a wall time the product sets an
 //! absolute bound for on a named machine (a default `reprise check` of
-//! hello in under 20 s on 2 cores), reported with the machine it ran on.
+//! hello in under 20 s on 2 cores), reported with the machine it ran on;
+//! and an [`InstructionTarget`], a bound on the instructions the host
+//! spends on a request outside the guest's call, which callgrind counts
+//! the same on any x86-64 machine.
 
 use crate::load::LoadResult;
 use serde_json::{Value, json};
@@ -72,6 +75,68 @@ impl TimeTarget {
     pub fn met(&self) -> bool {
         !self.runs.is_empty() && self.median() <= self.target
     }
+}
+
+/// A bound on the instructions a scenario's host spends per request outside
+/// the guest's export call: its whole count less the count taken inside
+/// that call alone.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InstructionTarget {
+    pub name: &'static str,
+    /// What is bounded, in words.
+    pub meaning: &'static str,
+    /// Instructions per request outside the export call.
+    pub outside: f64,
+    /// `outside` must be at most this.
+    pub target: f64,
+}
+
+impl InstructionTarget {
+    pub fn met(&self) -> bool {
+        self.outside <= self.target
+    }
+}
+
+/// The instruction targets: (name, meaning, scenario, most instructions per
+/// request outside the export call).
+const INSTRUCTION_TARGETS: &[(&str, &str, &str, f64)] = &[(
+    "p2-reuse-outside-call",
+    "hello, reused: reprise's instructions per request outside the guest's export call (hyper, tokio, dispatch)",
+    "hello/reprise-reuse",
+    10_000.0,
+)];
+
+/// Scenarios counted a second time, inside the guest's export call only:
+/// the reused p2 `hello`, Reprise's and `wasmtime serve`'s for comparison.
+const INSIDE_CALL_SCENARIOS: &[&str] = &["hello/reprise-reuse", "hello/wasmtime-reuse"];
+
+/// Whether `--instructions` also counts `scenario` inside the guest's
+/// export call.
+pub fn counts_inside_call(scenario: &str) -> bool {
+    INSIDE_CALL_SCENARIOS.contains(&scenario)
+}
+
+/// The instruction targets whose scenario was counted both whole and
+/// inside the export call.
+pub fn instruction_targets(
+    whole: &[(String, f64)],
+    inside: &[(String, f64)],
+) -> Vec<InstructionTarget> {
+    let count = |counts: &[(String, f64)], scenario: &str| {
+        counts.iter().find(|(n, _)| n == scenario).map(|&(_, c)| c)
+    };
+    INSTRUCTION_TARGETS
+        .iter()
+        .filter_map(|&(name, meaning, scenario, target)| {
+            let outside = count(whole, scenario)? - count(inside, scenario)?;
+            Some(InstructionTarget {
+                name,
+                meaning,
+                outside,
+                target,
+            })
+        })
+        .collect()
 }
 
 /// What a ratio divides.
@@ -286,6 +351,10 @@ pub struct Report {
     pub instantiation: Vec<(String, Duration)>,
     /// `(scenario, user-space instructions per request)`, with `--instructions`.
     pub instructions: Vec<(String, f64)>,
+    /// `(scenario, instructions per request inside the guest's export
+    /// call)`, for the scenarios [`counts_inside_call`] names.
+    pub inside_call: Vec<(String, f64)>,
+    pub instruction_targets: Vec<InstructionTarget>,
     pub ratios: Vec<Ratio>,
     /// Wall times with absolute targets (`check/hello`).
     pub time_targets: Vec<TimeTarget>,
@@ -352,6 +421,34 @@ impl Report {
             for (name, count) in &self.instructions {
                 let relative = native.map_or("".into(), |n| format!("{:.1}", count / n));
                 let _ = writeln!(out, "| {name} | {count:.0} | {relative} |");
+            }
+        }
+        if !self.inside_call.is_empty() {
+            out.push_str(
+                "\n| scenario (callgrind) | instructions per request | inside the guest's export call | outside it |\n|---|---:|---:|---:|\n",
+            );
+            for (name, inside) in &self.inside_call {
+                let whole = self.instructions.iter().find(|(n, _)| n == name);
+                if let Some((_, whole)) = whole {
+                    let outside = whole - inside;
+                    let _ = writeln!(out, "| {name} | {whole:.0} | {inside:.0} | {outside:.0} |");
+                }
+            }
+        }
+        if !self.instruction_targets.is_empty() {
+            out.push_str(
+                "\n| instruction target | meaning | per request | target | |\n|---|---|---:|---:|---|\n",
+            );
+            for t in &self.instruction_targets {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {:.0} | ≤ {:.0} | {} |",
+                    t.name,
+                    t.meaning,
+                    t.outside,
+                    t.target,
+                    if t.met() { "met" } else { "**missed**" }
+                );
             }
         }
         out.push_str("\n| ratio | meaning | value | target | |\n|---|---|---:|---:|---|\n");
@@ -438,6 +535,21 @@ impl Report {
             .iter()
             .map(|(name, count)| (name.clone(), json!(count.round())))
             .collect();
+        let inside_call: serde_json::Map<String, Value> = self
+            .inside_call
+            .iter()
+            .map(|(name, count)| (name.clone(), json!(count.round())))
+            .collect();
+        let instruction_targets: serde_json::Map<String, Value> = self
+            .instruction_targets
+            .iter()
+            .map(|t| {
+                (
+                    t.name.to_string(),
+                    json!({ "outside_call": t.outside.round(), "target": t.target, "met": t.met() }),
+                )
+            })
+            .collect();
         let time_targets: serde_json::Map<String, Value> = self
             .time_targets
             .iter()
@@ -462,6 +574,8 @@ impl Report {
             "scenarios": scenarios,
             "instantiation_us": instantiation,
             "instructions_per_request": instructions,
+            "instructions_inside_call": inside_call,
+            "instruction_targets": instruction_targets,
             "ratios": ratios,
             "time_targets": time_targets,
         })
@@ -545,6 +659,8 @@ mod tests {
             measurements: vec![median],
             instantiation: vec![],
             instructions: vec![],
+            inside_call: vec![],
+            instruction_targets: vec![],
             ratios: vec![],
             time_targets: vec![],
         };
@@ -575,6 +691,8 @@ mod tests {
                 ("hello/native".into(), 6_644.4),
                 ("hello/reprise-reuse".into(), 46_984.2),
             ],
+            inside_call: vec![],
+            instruction_targets: vec![],
             ratios: vec![],
             time_targets: vec![],
         };
@@ -591,6 +709,60 @@ mod tests {
             report.to_json()["instructions_per_request"]["hello/reprise-reuse"],
             json!(46_984.0)
         );
+    }
+
+    #[test]
+    fn the_host_share_is_the_whole_count_less_the_calls() {
+        let whole = vec![
+            ("hello/native".to_string(), 6_700.0),
+            ("hello/reprise-reuse".to_string(), 41_550.4),
+            ("hello/wasmtime-reuse".to_string(), 70_100.0),
+        ];
+        let inside = vec![
+            ("hello/reprise-reuse".to_string(), 27_970.0),
+            ("hello/wasmtime-reuse".to_string(), 30_000.0),
+        ];
+        let targets = instruction_targets(&whole, &inside);
+        assert_eq!(targets.len(), 1);
+        assert_eq!(targets[0].name, "p2-reuse-outside-call");
+        assert!((targets[0].outside - 13_580.4).abs() < 1e-6);
+        assert!(!targets[0].met());
+        // Without the count inside the call there is nothing to judge.
+        assert!(instruction_targets(&whole, &[]).is_empty());
+        let met = instruction_targets(&whole, &[("hello/reprise-reuse".to_string(), 32_000.0)]);
+        assert!(met[0].met());
+        let report = Report {
+            date: "2026-12-01".into(),
+            machine: "test".into(),
+            load: "wrk".into(),
+            rounds: 1,
+            measurements: vec![],
+            instantiation: vec![],
+            instructions: whole,
+            inside_call: inside,
+            instruction_targets: targets,
+            ratios: vec![],
+            time_targets: vec![],
+        };
+        let markdown = report.to_markdown();
+        assert!(
+            markdown.contains("| hello/reprise-reuse | 41550 | 27970 | 13580 |"),
+            "{markdown}"
+        );
+        assert!(
+            markdown.contains("| 13580 | ≤ 10000 | **missed** |"),
+            "{markdown}"
+        );
+        let json = report.to_json();
+        assert_eq!(
+            json["instructions_inside_call"]["hello/wasmtime-reuse"],
+            json!(30_000.0)
+        );
+        let target = &json["instruction_targets"]["p2-reuse-outside-call"];
+        assert_eq!(target["outside_call"], json!(13_580.0));
+        assert_eq!(target["met"], false);
+        assert!(counts_inside_call("hello/reprise-reuse"));
+        assert!(!counts_inside_call("hello-p3/reprise-reuse"));
     }
 
     #[test]
@@ -637,6 +809,8 @@ mod tests {
             measurements: vec![],
             instantiation: vec![],
             instructions: vec![],
+            inside_call: vec![],
+            instruction_targets: vec![],
             ratios,
             time_targets: vec![],
         };
@@ -669,6 +843,8 @@ mod tests {
             measurements: vec![],
             instantiation: vec![],
             instructions: vec![],
+            inside_call: vec![],
+            instruction_targets: vec![],
             ratios: vec![],
             time_targets: vec![
                 check("check/hello", &[6.5, 7.25, 30.0]),

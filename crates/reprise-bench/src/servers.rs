@@ -66,9 +66,20 @@ pub enum Launch<'a> {
     /// As it is.
     Direct,
     /// Under valgrind's callgrind, counting nothing until told to (see
-    /// [`crate::instructions`]) and writing its counts beside `out`.
-    Callgrind { valgrind: &'a Path, out: &'a Path },
+    /// [`crate::instructions`]) and writing its counts beside `out`; with
+    /// `inside_call`, counting only inside the guest's export calls.
+    Callgrind {
+        valgrind: &'a Path,
+        out: &'a Path,
+        inside_call: bool,
+    },
 }
+
+/// The function every guest call of wasmtime's async API runs in: the
+/// entry of the fiber the call is made on. What callgrind counts between
+/// its entry and its exit is the export call, from lowering its arguments
+/// to lifting its results, every host function it calls included.
+const EXPORT_CALL: &str = "wasmtime_internal_fiber::unix::fiber_start";
 
 /// A command for a host under test. Every host runs in the same
 /// environment, without the caller's `RUST_BACKTRACE`: it would make
@@ -76,12 +87,21 @@ pub enum Launch<'a> {
 fn host(binary: &Path, launch: Launch) -> Command {
     let mut command = match launch {
         Launch::Direct => Command::new(binary),
-        Launch::Callgrind { valgrind, out } => {
+        Launch::Callgrind {
+            valgrind,
+            out,
+            inside_call,
+        } => {
             let mut command = Command::new(valgrind);
             command
                 .args(["--tool=callgrind", "--instr-atstart=no"])
-                .arg(format!("--callgrind-out-file={}", out.display()))
-                .arg(binary);
+                .arg(format!("--callgrind-out-file={}", out.display()));
+            if inside_call {
+                command
+                    .arg("--collect-atstart=no")
+                    .arg(format!("--toggle-collect={EXPORT_CALL}"));
+            }
+            command.arg(binary);
             command
         }
     };
