@@ -4,9 +4,8 @@
 //! under it; a correct one produces the same bytes.
 
 use crate::policy::chaos::{BodySchedule, Pause};
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use http_body::{Body, Frame};
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -20,7 +19,9 @@ pub const MAX_SLEEP: Duration = Duration::from_millis(1);
 pub struct Perturbed<B> {
     inner: B,
     schedule: BodySchedule,
-    pending: VecDeque<Bytes>,
+    /// The inner body's last data frame, not yet all delivered: the next
+    /// frame is read only once it is.
+    pending: Bytes,
     /// The pause before the next chunk, drawn when the previous one left.
     pause: Option<Waiting>,
     inner_done: bool,
@@ -58,30 +59,16 @@ impl<B> Perturbed<B> {
         Self {
             inner,
             schedule: BodySchedule::new(seed, MAX_SLEEP),
-            pending: VecDeque::new(),
+            pending: Bytes::new(),
             pause: None,
             inner_done: false,
         }
     }
 
-    fn buffered(&self) -> usize {
-        self.pending.iter().map(Bytes::len).sum()
-    }
-
-    /// Takes the next chunk out of the buffered data.
+    /// Takes the next chunk out of the pending data, without a copy.
     fn take_chunk(&mut self) -> Bytes {
-        let len = self.schedule.chunk_len(self.buffered());
-        let mut chunk = Vec::with_capacity(len);
-        while chunk.len() < len {
-            let front = self.pending.front_mut().expect("buffered data");
-            let n = (len - chunk.len()).min(front.len());
-            chunk.extend_from_slice(&front[..n]);
-            front.advance(n);
-            if front.is_empty() {
-                self.pending.pop_front();
-            }
-        }
-        Bytes::from(chunk)
+        let len = self.schedule.chunk_len(self.pending.len());
+        self.pending.split_to(len)
     }
 }
 
@@ -98,7 +85,7 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = &mut *self;
         loop {
-            if this.buffered() > 0 {
+            if !this.pending.is_empty() {
                 // Pauses fall between chunks only: the end of a body (or a
                 // body of one chunk) is never held back.
                 if let Some(pause) = &mut this.pause {
@@ -114,11 +101,7 @@ where
             }
             match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
                 Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => {
-                        if !data.is_empty() {
-                            this.pending.push_back(data);
-                        }
-                    }
+                    Ok(data) => this.pending = data,
                     // Trailers: all data before them has been delivered.
                     Err(frame) => return Poll::Ready(Some(Ok(frame))),
                 },
