@@ -9,8 +9,9 @@
 //! absolute bound for on a named machine (a default `reprise check` of
 //! hello in under 20 s on 2 cores), reported with the machine it ran on;
 //! and an [`InstructionTarget`], a bound on the instructions the host
-//! spends on a request outside the guest's call, which callgrind counts
-//! the same on any x86-64 machine.
+//! spends on a request outside the guest's call, a count callgrind takes
+//! on a synthetic CPU, so it barely moves between machines of one
+//! architecture.
 
 use crate::load::LoadResult;
 use serde_json::{Value, json};
