@@ -303,20 +303,15 @@ impl<E: Send + 'static> Pool<E> {
         // A p3 worker asks before each turn of its event loop, about ten
         // times a request: the clock is read only when the policy bounds an
         // instance's age.
-        self.admits_with(lifecycle, in_flight, Instant::now)
-    }
-
-    /// [`Self::admits`], with the clock already read: a reused call's path
-    /// asks twice and reads the clock for other reasons there too, and each
-    /// read is about as much as the policy's decision.
-    fn admits_at(&self, lifecycle: &Lifecycle, in_flight: u32, now: Instant) -> Admit {
-        self.admits_with(lifecycle, in_flight, || now)
+        self.admits_at(lifecycle, in_flight, Instant::now)
     }
 
     /// [`Self::admits`], asking `now` for the time only when the policy
     /// bounds an instance's age: the time since its creation (a subtraction
-    /// of two timespecs) costs about half of the rest of the decision.
-    fn admits_with(
+    /// of two timespecs) costs about half of the rest of the decision. A
+    /// reused call's path, which asks twice and reads the clock for other
+    /// reasons too, passes the time it already read.
+    fn admits_at(
         &self,
         lifecycle: &Lifecycle,
         in_flight: u32,
@@ -434,7 +429,7 @@ impl<E: Send + 'static> Pool<E> {
             return;
         }
         let now = Instant::now();
-        match self.admits_at(&pooled.lifecycle, 0, now) {
+        match self.admits_at(&pooled.lifecycle, 0, || now) {
             Admit::Yes | Admit::NotNow => self.park_idle(pooled, now),
             Admit::Retire(_) => self.discard(pooled),
         }
@@ -628,7 +623,7 @@ impl<E: Send + 'static> Pool<E> {
                 self.discard(pooled);
                 continue;
             }
-            match self.admits_at(&pooled.lifecycle, 0, now) {
+            match self.admits_at(&pooled.lifecycle, 0, || now) {
                 Admit::Yes => return Some(pooled),
                 Admit::NotNow | Admit::Retire(_) => self.discard(pooled),
             }
